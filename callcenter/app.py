@@ -1,0 +1,141 @@
+"""The one place that builds the engine and wires its parts together.
+
+Nothing else creates long-lived collaborators: the AMI connection, the FastAGI server, the
+database and the web server are made here, passed to whoever needs them, started in order and
+stopped in reverse order. Every background task is owned by :class:`Engine` and awaited on stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+
+from aiohttp import web
+from panoramisk.message import Message
+
+from callcenter.agi.server import FastAgiServer, route_table
+from callcenter.ami.connection import AmiConnection, EventHandler
+from callcenter.asterisk.render import InstanceDirs
+from callcenter.credentials import ami_secret
+from callcenter.database import Database
+from callcenter.ivr.placeholder import PlaceholderIvr
+from callcenter.settings import ConfigError, Settings
+from callcenter.web.app import create_web_app
+
+log = logging.getLogger(__name__)
+
+
+def _log_hangup(message: Message) -> None:
+    # MixMonitor sends no event when it closes a file at hang-up; the channel's Hangup with the
+    # recording variable is the moment the recording is complete.
+    recording = message.get("ChanVariable")
+    if isinstance(recording, list):
+        paths = [v.split("=", 1)[1] for v in recording if v.startswith("CC_RECORDING=") and "=" in v]
+        if paths and paths[0]:
+            log.info(
+                "call %s ended (%s); recording closed: %s.wav",
+                message.get("Linkedid"), message.get("Cause-txt"), paths[0],
+            )  # fmt: skip
+
+
+class Engine:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.database = Database(settings.resolved_database_url)
+        sounds = InstanceDirs(settings.asterisk_dir).sounds
+        ivr = PlaceholderIvr(sounds)
+        self.agi = FastAgiServer(
+            settings.agi_host,
+            settings.agi_port,
+            route_table(ivr.routes()),
+            idle_timeout=settings.agi_idle_timeout,
+        )
+        handlers: dict[str, EventHandler] = {"Hangup": _log_hangup}
+        self.ami = AmiConnection(
+            system_name=settings.system_name,
+            host=settings.ami_host,
+            port=settings.ami_port,
+            username=settings.ami_username,
+            secret=ami_secret(settings),
+            handlers=handlers,
+            ping_interval=settings.ami_ping_interval,
+            max_backoff=settings.ami_max_backoff,
+        )
+        self.web = create_web_app(self.health)
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.http_port = settings.http_port
+
+    async def start(self) -> None:
+        log.info("starting engine (settings from %s)", self.settings.source)
+        await asyncio.get_running_loop().run_in_executor(None, self.database.open)
+        await self.database.check_async()
+        await _listen("FastAGI", self.settings.agi_host, self.settings.agi_port, self.agi.start())
+        self._tasks.append(asyncio.create_task(self.ami.run(), name="ami"))
+        self._runner = web.AppRunner(self.web, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
+        await _listen("HTTP", self.settings.http_host, self.settings.http_port, site.start())
+        addresses = self._runner.addresses
+        if addresses:
+            self.http_port = int(addresses[0][1])
+        log.info("web server on http://%s:%s", self.settings.http_host, self.http_port)
+
+    async def stop(self) -> None:
+        log.info("stopping engine")
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.agi.stop()
+        await asyncio.get_running_loop().run_in_executor(None, self.database.close)
+        log.info("engine stopped")
+
+    async def health(self) -> dict[str, object]:
+        await self.database.check_async()
+        ami = self.ami.status
+        fastagi = {
+            "listening": self.agi.listening,
+            "address": f"{self.settings.agi_host}:{self.agi.bound_port}",
+            "active_sessions": self.agi.active_sessions,
+            "sessions_total": self.agi.sessions_total,
+        }
+        ok = ami.state.value == "connected" and self.agi.listening and self.database.ready
+        return {
+            "status": "ok" if ok else "degraded",
+            "ami": ami.as_dict(),
+            "fastagi": fastagi,
+            "database": self.database.health(),
+        }
+
+
+async def _listen(what: str, host: str, port: int, starting: object) -> None:
+    try:
+        await starting  # type: ignore[misc]
+    except OSError as exc:
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise ConfigError(f"{what} cannot listen on {host}:{port}: {reason}") from None
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run the engine until ``stop`` is set or SIGINT/SIGTERM arrives."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    engine = Engine(settings)
+    try:
+        await engine.start()
+        await stop.wait()
+    finally:
+        await engine.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
