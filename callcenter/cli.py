@@ -1,0 +1,175 @@
+"""The ``callcenter`` command.
+
+Errors an operator can fix (a bad setting, a port in use, a missing tool) print one line
+starting with ``callcenter: error:`` and exit non-zero; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from callcenter import __version__
+from callcenter.asterisk.process import AsteriskError, AsteriskProcess
+from callcenter.asterisk.provision import ProvisionError, locate
+from callcenter.asterisk.render import InstanceDirs
+from callcenter.credentials import load_or_create, sip_accounts
+from callcenter.ivr.prompts import ensure_prompts
+from callcenter.logs import setup_logging
+from callcenter.settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger("callcenter")
+
+OPERATOR_ERRORS = (ConfigError, ProvisionError, AsteriskError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="callcenter", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"callcenter {__version__}")
+    parser.add_argument("-c", "--config", help="settings file (TOML); default ./callcenter.toml if present")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("serve", help="run the engine (AMI client, FastAGI server, web server)")
+    sub.add_parser("run", help="start Asterisk and the engine together; Ctrl-C stops both")
+
+    ast = sub.add_parser("asterisk", help="provision and control the local Asterisk 22")
+    ast_sub = ast.add_subparsers(dest="action", required=True)
+    ast_sub.add_parser("up", help="provision, configure and start Asterisk (idempotent)")
+    ast_sub.add_parser("down", help="stop Asterisk cleanly")
+    status = ast_sub.add_parser("status", help="is Asterisk running and fully booted")
+    status.add_argument("--json", action="store_true")
+    accounts = ast_sub.add_parser("accounts", help="SIP accounts of the local profile")
+    accounts.add_argument("--json", action="store_true")
+
+    phone = sub.add_parser("phone", help="terminal softphone for an agent station")
+    phone.add_argument("--station", help="an account of the local profile, e.g. agent1")
+    phone.add_argument("--username")
+    phone.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    phone.add_argument("--host", help="SIP server (default: the local profile's)")
+    phone.add_argument("--port", type=int)
+    phone.add_argument("--auto-answer", action="store_true")
+    phone.add_argument("--record-dir", help="record every call into this folder")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        setup_logging(settings.log_level)
+        handler = COMMANDS[args.command]
+        return handler(settings, args)
+    except OPERATOR_ERRORS as exc:
+        print(f"callcenter: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
+    from callcenter.app import serve
+
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from callcenter.app import serve
+
+    process = _asterisk_up(settings)
+    try:
+        _print_accounts(settings, as_json=False)
+        print(f"Web: http://{settings.http_host}:{settings.http_port}/healthz   (Ctrl-C stops everything)")
+        sys.stdout.flush()
+        asyncio.run(serve(settings))
+    finally:
+        process.down()
+    return 0
+
+
+def _asterisk_up(settings: Settings) -> AsteriskProcess:
+    install = locate(settings)
+    process = AsteriskProcess(settings, install)
+    ensure_prompts(InstanceDirs(settings.asterisk_dir).sounds, owner=install.uid_gid)
+    status = process.up()
+    log.info("Asterisk up: %s, pid %s", status.version, status.pid)
+    return process
+
+
+def cmd_asterisk(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "accounts":
+        _print_accounts(settings, as_json=args.json)
+        return 0
+    if args.action == "up":
+        process = _asterisk_up(settings)
+        print(f"Asterisk running (pid {process.pid()}); instance {process.dirs.root}")
+        return 0
+    process = AsteriskProcess(settings, locate(settings, build=False))
+    if args.action == "down":
+        print("Asterisk stopped" if process.down() else "Asterisk was not running")
+        return 0
+    status = process.status()
+    if args.json:
+        print(json.dumps(status.as_dict(), indent=2))
+    else:
+        state = "running" if status.running else "stopped"
+        booted = ", fully booted" if status.booted else ""
+        print(f"Asterisk {state}{booted}; {status.version or ''} ({status.install})".strip())
+    return 0 if status.running else 3
+
+
+def _print_accounts(settings: Settings, as_json: bool) -> None:
+    accounts = sip_accounts(settings, load_or_create(settings))
+    if as_json:
+        print(json.dumps([a.as_dict() for a in accounts], indent=2))
+        return
+    print(f"SIP accounts (server {settings.sip_host}:{settings.sip_port}, UDP):")
+    for account in accounts:
+        print(f"  {account.role:8} {account.username:12} password {account.password}")
+    print(
+        f"Citizen lines may dial {settings.emergency_number} (emergency) "
+        f"and {settings.hotline_number} (hotline)."
+    )
+
+
+def cmd_phone(settings: Settings, args: argparse.Namespace) -> int:
+    from callcenter.sip.softphone import run_softphone
+
+    if args.station:
+        accounts = {a.username: a for a in sip_accounts(settings, load_or_create(settings))}
+        if args.station not in accounts:
+            raise ConfigError(f"no station {args.station!r} in the local profile ({', '.join(accounts)})")
+        username, password = args.station, accounts[args.station].password
+    elif args.username and args.password_stdin:
+        username, password = args.username, sys.stdin.readline().rstrip("\n")
+    else:
+        raise ConfigError("give --station NAME, or --username NAME with --password-stdin")
+    from pathlib import Path
+
+    code: int = asyncio.run(
+        run_softphone(
+            username=username,
+            password=password,
+            host=args.host or settings.sip_host,
+            port=args.port or settings.sip_port,
+            auto_answer=args.auto_answer,
+            record_dir=Path(args.record_dir) if args.record_dir else None,
+        )
+    )
+    return code
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "serve": cmd_serve,
+    "run": cmd_run,
+    "asterisk": cmd_asterisk,
+    "phone": cmd_phone,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
