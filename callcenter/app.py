@@ -21,29 +21,19 @@ from callcenter.ami.connection import AmiConnection, EventHandler
 from callcenter.asterisk.render import InstanceDirs
 from callcenter.credentials import ami_secret
 from callcenter.database import Database
+from callcenter.events import EventBus
 from callcenter.ivr.placeholder import PlaceholderIvr
+from callcenter.recording.closed import recording_closed
 from callcenter.settings import ConfigError, Settings
 from callcenter.web.app import create_web_app
 
 log = logging.getLogger(__name__)
 
 
-def _log_hangup(message: Message) -> None:
-    # MixMonitor sends no event when it closes a file at hang-up; the channel's Hangup with the
-    # recording variable is the moment the recording is complete.
-    recording = message.get("ChanVariable")
-    if isinstance(recording, list):
-        paths = [v.split("=", 1)[1] for v in recording if v.startswith("CC_RECORDING=") and "=" in v]
-        if paths and paths[0]:
-            log.info(
-                "call %s ended (%s); recording closed: %s.wav",
-                message.get("Linkedid"), message.get("Cause-txt"), paths[0],
-            )  # fmt: skip
-
-
 class Engine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.bus = EventBus()
         self.database = Database(settings.resolved_database_url)
         sounds = InstanceDirs(settings.asterisk_dir).sounds
         ivr = PlaceholderIvr(sounds)
@@ -52,8 +42,9 @@ class Engine:
             settings.agi_port,
             route_table(ivr.routes()),
             idle_timeout=settings.agi_idle_timeout,
+            bus=self.bus,
         )
-        handlers: dict[str, EventHandler] = {"Hangup": _log_hangup}
+        handlers: dict[str, EventHandler] = {"Hangup": self._on_hangup}
         self.ami = AmiConnection(
             system_name=settings.system_name,
             host=settings.ami_host,
@@ -96,6 +87,12 @@ class Engine:
         await self.agi.stop()
         await asyncio.get_running_loop().run_in_executor(None, self.database.close)
         log.info("engine stopped")
+
+    def _on_hangup(self, message: Message) -> None:
+        closed = recording_closed(self.settings.system_name, message)
+        if closed is not None:
+            log.info("call %s ended; recording closed: %s", closed.linkedid, closed.mixed)
+            self.bus.publish(closed)
 
     async def health(self) -> dict[str, object]:
         await self.database.check_async()

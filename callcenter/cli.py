@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from callcenter import __version__
 from callcenter.asterisk.process import AsteriskError, AsteriskProcess
 from callcenter.asterisk.provision import ProvisionError, locate
-from callcenter.asterisk.render import InstanceDirs
+from callcenter.asterisk.render import InstanceDirs, render
 from callcenter.credentials import load_or_create, sip_accounts
 from callcenter.ivr.prompts import ensure_prompts
 from callcenter.logs import setup_logging
@@ -38,8 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ast = sub.add_parser("asterisk", help="provision and control the local Asterisk 22")
     ast_sub = ast.add_subparsers(dest="action", required=True)
+    ast_sub.add_parser("install", help="only obtain Asterisk 22 (host binary or Debian sid root)")
     ast_sub.add_parser("up", help="provision, configure and start Asterisk (idempotent)")
     ast_sub.add_parser("down", help="stop Asterisk cleanly")
+    ast_sub.add_parser(
+        "render", help="only write the configuration and prompts (for an Asterisk run elsewhere)"
+    )
     status = ast_sub.add_parser("status", help="is Asterisk running and fully booted")
     status.add_argument("--json", action="store_true")
     accounts = ast_sub.add_parser("accounts", help="SIP accounts of the local profile")
@@ -103,6 +107,17 @@ def _asterisk_up(settings: Settings) -> AsteriskProcess:
 def cmd_asterisk(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "accounts":
         _print_accounts(settings, as_json=args.json)
+        return 0
+    if args.action == "install":
+        print(f"Asterisk 22: {locate(settings).description}")
+        return 0
+    if args.action == "render":
+        # No Asterisk here (a container deployment): write config and prompts for the one that
+        # runs beside us, readable by the user we run as.
+        dirs = InstanceDirs(settings.asterisk_dir)
+        written = render(settings, load_or_create(settings), dirs)
+        ensure_prompts(dirs.sounds)
+        print(f"wrote {len(written)} configuration files to {dirs.etc}")
         return 0
     if args.action == "up":
         process = _asterisk_up(settings)

@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from callcenter.agi.commands import AgiCommand, AgiReply, parse_reply
+from callcenter.events import EventBus
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,15 @@ class AgiProtocolError(Exception):
     """The peer broke the AGI protocol (garbage, oversized or missing data)."""
 
 
+@dataclass(frozen=True)
+class IvrCommandSent:
+    """Published before each AGI command: what the IVR is doing on which call, right now."""
+
+    route: str
+    uniqueid: str
+    command: str
+
+
 class AgiSession:
     """One call's FastAGI conversation."""
 
@@ -40,9 +51,11 @@ class AgiSession:
         writer: asyncio.StreamWriter,
         env: Mapping[str, str],
         timeout: float,
+        bus: EventBus | None = None,
     ) -> None:
         self._reader = reader
         self._writer = writer
+        self._bus = bus
         self.env = MappingProxyType(dict(env))
         self.timeout = timeout
         self.hung_up = False
@@ -63,7 +76,11 @@ class AgiSession:
         """
         if self.hung_up:
             raise AgiHangup("caller already hung up")
-        self._writer.write((command.render() + "\n").encode("utf-8"))
+        line = command.render()
+        log.debug("call %s: AGI %s", self.uniqueid, line)
+        if self._bus is not None:
+            self._bus.publish(IvrCommandSent(self.route, self.uniqueid, line))
+        self._writer.write((line + "\n").encode("utf-8"))
         await asyncio.wait_for(self._writer.drain(), self.timeout)
         wait = timeout if timeout is not None else self.timeout
         while True:
@@ -149,6 +166,7 @@ class FastAgiServer:
         unknown_route: Handler | None = None,
         idle_timeout: float = 30.0,
         max_sessions: int = 500,
+        bus: EventBus | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -156,6 +174,7 @@ class FastAgiServer:
         self._unknown_route = unknown_route
         self.idle_timeout = idle_timeout
         self.max_sessions = max_sessions
+        self._bus = bus
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
@@ -226,7 +245,7 @@ class FastAgiServer:
         except (AgiProtocolError, TimeoutError, ConnectionError) as exc:
             log.warning("FastAGI peer %s dropped before a request: %s", peer, exc or type(exc).__name__)
             return
-        session = AgiSession(reader, writer, env, self.idle_timeout)
+        session = AgiSession(reader, writer, env, self.idle_timeout, self._bus)
         handler = self._routes.get(session.route)
         if handler is None:
             log.warning("FastAGI: unknown route %r (call %s)", session.route, session.uniqueid)

@@ -217,8 +217,9 @@ class AmiConnection:
                 raise AmiLoginError(reply.get("Message", "refused"))
             self._connects += 1
             self._set_state(AmiState.CONNECTED, "")
-            log.info("AMI %s: logged in to %s:%s as %s", self.system_name, self.host, self.port,
-                     self._username)
+            log.info(
+                "AMI %s: logged in to %s:%s as %s", self.system_name, self.host, self.port, self._username
+            )
             pinger = asyncio.create_task(self._ping(), name=f"ami-ping-{self.system_name}")
             await self._lost
             self._set_state(AmiState.DISCONNECTED, f"AMI connection to {self.host}:{self.port} lost")

@@ -73,9 +73,7 @@ def _host_install(binary: str) -> AsteriskInstall:
         uid_gid: tuple[int, int] | None = _user_ids(Path("/etc/passwd"), "asterisk")
     except ProvisionError:
         uid_gid = None
-    return AsteriskInstall(
-        binary=binary, root=None, user="asterisk" if uid_gid else None, uid_gid=uid_gid
-    )
+    return AsteriskInstall(binary=binary, root=None, user="asterisk" if uid_gid else None, uid_gid=uid_gid)
 
 
 def build_root(root: Path) -> None:

@@ -50,9 +50,7 @@ class FakeAmi:
         try:
             while True:
                 raw = await reader.readuntil(b"\r\n\r\n")
-                action = dict(
-                    line.split(": ", 1) for line in raw.decode().strip().split(EOL) if ": " in line
-                )
+                action = dict(line.split(": ", 1) for line in raw.decode().strip().split(EOL) if ": " in line)
                 self.actions.append(action)
                 await self._answer(action, writer)
         except (asyncio.IncompleteReadError, ConnectionError):

@@ -11,11 +11,19 @@ from callcenter.ami.connection import AmiConnection, AmiError, AmiState, EventHa
 from tests.ami.fake_ami import FakeAmi, block
 
 
-def connection(port: int, secret: str = "s3cret", handlers: dict[str, EventHandler] | None = None,
-               ping: float = 5.0) -> AmiConnection:
+def connection(
+    port: int, secret: str = "s3cret", handlers: dict[str, EventHandler] | None = None, ping: float = 5.0
+) -> AmiConnection:
     return AmiConnection(
-        system_name="pbx-a", host="127.0.0.1", port=port, username="callcenter", secret=secret,
-        handlers=handlers or {}, ping_interval=ping, min_backoff=0.05, max_backoff=0.2,
+        system_name="pbx-a",
+        host="127.0.0.1",
+        port=port,
+        username="callcenter",
+        secret=secret,
+        handlers=handlers or {},
+        ping_interval=ping,
+        min_backoff=0.05,
+        max_backoff=0.2,
         connect_timeout=2.0,
     )
 

@@ -47,11 +47,11 @@ def test_accounts_and_queue_members_are_generated(tmp_path: Path) -> None:
 def test_recordings_are_named_from_uniqueid_never_caller_id(tmp_path: Path) -> None:
     files, _secret = rendered(tmp_path)
     dialplan = files["extensions.conf"]
-    record = dialplan[dialplan.index("[cc-record]"):]
+    record = dialplan[dialplan.index("[cc-record]") :]
     assert "CALLERID" not in record.upper()
     assert "UNIQUEID" in record
     # If FastAGI fails the call still reaches a queue of humans.
-    emergency = dialplan[dialplan.index("[cc-emergency]"):dialplan.index("[cc-hotline]")]
+    emergency = dialplan[dialplan.index("[cc-emergency]") : dialplan.index("[cc-hotline]")]
     assert '"${AGISTATUS}" != "SUCCESS"]?fallback' in emergency
     assert "Goto(cc-queues,q112,1)" in emergency
 
