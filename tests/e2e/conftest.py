@@ -1,20 +1,17 @@
 """Real parts for end-to-end tests: Asterisk 22, the engine, pjsua2 phones, espeak-ng speech.
 
 A missing part skips these tests on a developer machine, but fails them under CI (CI=true):
-a green CI run must mean the real thing ran.
+a green CI run must mean the real thing ran (tests/realparts.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
@@ -25,12 +22,7 @@ from callcenter.asterisk.render import InstanceDirs
 from callcenter.credentials import SipAccount, load_or_create, sip_accounts
 from callcenter.ivr.prompts import ensure_prompts
 from callcenter.settings import Settings, load_settings
-
-
-def missing(reason: str) -> NoReturn:
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"required component missing under CI: {reason}")
-    pytest.skip(reason)
+from tests.realparts import missing, speak
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -89,18 +81,6 @@ async def engine(pbx_settings: Settings, asterisk: AsteriskProcess) -> AsyncIter
         yield running
     finally:
         await running.stop()
-
-
-def speak(text: str, target: Path, voice: str = "en-us") -> Path:
-    """espeak-ng speech as an 8 kHz mono 16-bit WAV, the way a phone line carries it."""
-    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
-        missing("espeak-ng and sox are needed to make test speech")
-    raw = target.with_suffix(".raw.wav")
-    subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), "--", text], check=True, capture_output=True)
-    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(target)], check=True)
-    with contextlib.suppress(FileNotFoundError):
-        raw.unlink()
-    return target
 
 
 @pytest.fixture(scope="session")

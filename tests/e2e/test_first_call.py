@@ -18,7 +18,8 @@ from callcenter.credentials import SipAccount, ami_secret
 from callcenter.recording.closed import RecordingClosed, recording_closed
 from callcenter.settings import Settings
 from callcenter.sip import AgentPhone, CitizenPhone
-from tests.e2e.audio import SPEECH_RMS, wav_stats
+from callcenter.sip.wav import wav_rms
+from tests.realparts import SPEECH_RMS
 
 pytestmark = pytest.mark.e2e
 
@@ -53,8 +54,8 @@ async def talk(
 
 
 def assert_heard_speech(path: Path, spoken: Path) -> None:
-    duration, rms = wav_stats(path)
-    spoken_duration, _ = wav_stats(spoken)
+    rms, duration = wav_rms(path)
+    _, spoken_duration = wav_rms(spoken)
     assert duration >= spoken_duration * 0.9, f"{path.name}: only {duration:.1f} s recorded"
     assert rms > SPEECH_RMS, f"{path.name}: silence (RMS {rms:.0f})"
 
@@ -62,14 +63,14 @@ def assert_heard_speech(path: Path, spoken: Path) -> None:
 def assert_recording_complete(closed: RecordingClosed, spoken: Path, settings: Settings) -> None:
     assert closed.mixed.is_relative_to(settings.recordings_dir)
     assert closed.mixed.parent.relative_to(settings.recordings_dir).as_posix().count("/") == 2  # YYYY/MM/DD
-    duration, rms = wav_stats(closed.mixed)
-    spoken_duration, _ = wav_stats(spoken)
+    rms, duration = wav_rms(closed.mixed)
+    _, spoken_duration = wav_rms(spoken)
     assert duration > spoken_duration, f"mixed recording only {duration:.1f} s"
     assert rms > SPEECH_RMS
     for leg in (closed.caller_leg, closed.agent_leg):
-        assert wav_stats(leg)[0] > spoken_duration
+        assert wav_rms(leg)[1] > spoken_duration
     # The caller's own leg holds the caller's speech.
-    assert wav_stats(closed.caller_leg)[1] > SPEECH_RMS
+    assert wav_rms(closed.caller_leg)[0] > SPEECH_RMS
 
 
 async def test_112_through_the_ivr_reaches_an_agent(
