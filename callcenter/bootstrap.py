@@ -22,7 +22,8 @@ CACHE = Path(os.environ.get("CALLCENTER_CACHE_DIR", "/var/cache/callcenter"))
 # Debian packages on the host. debootstrap builds the Asterisk 22 root (Debian 12 has no
 # Asterisk 22); espeak-ng and sox make IVR prompts and test speech.
 RUN_PACKAGES = ("debootstrap", "espeak-ng", "sox", "util-linux", "ca-certificates")
-TEST_PACKAGES = RUN_PACKAGES
+# docker-compose (1.29) validates docker-compose.yml without a Docker engine.
+TEST_PACKAGES = (*RUN_PACKAGES, "docker-compose")
 
 
 def say(message: str) -> None:

@@ -56,9 +56,7 @@ class PhoneError(Exception):
     """A phone operation failed.  ``status_code``/``reason`` carry the SIP
     final response when there was one (e.g. 486 / "Busy Here")."""
 
-    def __init__(
-        self, message: str, *, status_code: int | None = None, reason: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, status_code: int | None = None, reason: str | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.reason = reason
@@ -107,6 +105,12 @@ class Disconnected:
     """Seconds the call was connected (0 if never answered)."""
     local_hangup: bool
     """True if this phone hung up (or was stopped)."""
+
+    def error(self, what: str) -> PhoneError:
+        """A PhoneError saying ``what`` happened to this call, with its SIP status."""
+        return PhoneError(
+            f"{what}: {self.status_code} {self.reason}", status_code=self.status_code, reason=self.reason
+        )
 
 
 @dataclass(frozen=True)
@@ -315,9 +319,7 @@ class SipPhone:
             parent_sock.close()
             await self._reap()
             raise
-        self._reader_task = asyncio.create_task(
-            self._read_loop(), name=f"sip-phone-{self.username}-reader"
-        )
+        self._reader_task = asyncio.create_task(self._read_loop(), name=f"sip-phone-{self.username}-reader")
         config = {
             "username": self.username,
             "password": self.password,
@@ -412,9 +414,7 @@ class SipPhone:
             async with asyncio.timeout(timeout):
                 reply = await fut
         except TimeoutError:
-            raise PhoneTimeout(
-                f"SIP worker did not answer {cmd!r} within {timeout:g} s"
-            ) from None
+            raise PhoneTimeout(f"SIP worker did not answer {cmd!r} within {timeout:g} s") from None
         except (ConnectionError, OSError) as exc:
             raise PhoneError(f"cannot {cmd}: lost connection to SIP worker ({exc})") from None
         finally:
@@ -549,9 +549,7 @@ class SipPhone:
         else:
             self._fire(PhoneEvent(kind, data))
 
-    async def _wait(
-        self, predicate: Callable[[], _T | None], timeout: float, what: str
-    ) -> _T:
+    async def _wait(self, predicate: Callable[[], _T | None], timeout: float, what: str) -> _T:
         cond = self._cond
         if cond is None:
             raise PhoneError(f"cannot wait for {what}: phone not started")
@@ -563,9 +561,7 @@ class SipPhone:
                         if result is not None:
                             return result
                         if self._closed:
-                            raise PhoneError(
-                                f"gave up waiting for {what}: {self._closed_reason}"
-                            )
+                            raise PhoneError(f"gave up waiting for {what}: {self._closed_reason}")
                         await cond.wait()
         except TimeoutError:
             raise PhoneTimeout(f"timed out after {timeout:g} s waiting for {what}") from None
@@ -630,9 +626,7 @@ class SipPhone:
         self._calls[rec.token] = rec
         self._new_call(rec)
         try:
-            result = await self._request(
-                "dial", uri=uri, token=rec.token, headers=dict(headers or {})
-            )
+            result = await self._request("dial", uri=uri, token=rec.token, headers=dict(headers or {}))
         except PhoneError as exc:
             if rec.disconnected is None:
                 rec.state = proto.STATE_DISCONNECTED
@@ -651,12 +645,7 @@ class SipPhone:
             if rec.state == proto.STATE_CONFIRMED:
                 return rec.call_id
             if rec.disconnected is not None:
-                d = rec.disconnected
-                raise PhoneError(
-                    f"call to {uri} failed: {d.status_code} {d.reason}",
-                    status_code=d.status_code,
-                    reason=d.reason,
-                )
+                raise rec.disconnected.error(f"call to {uri} failed")
             return None
 
         try:
@@ -680,12 +669,7 @@ class SipPhone:
         Raises PhoneError if the caller already hung up."""
         rec = self._require_call()
         if rec.disconnected is not None:
-            d = rec.disconnected
-            raise PhoneError(
-                f"cannot answer: call already ended ({d.status_code} {d.reason})",
-                status_code=d.status_code,
-                reason=d.reason,
-            )
+            raise rec.disconnected.error("cannot answer: call already ended")
         if rec.state != proto.STATE_CONFIRMED:
             await self._request("answer", token=rec.token)
         await self.wait_connected(timeout)
@@ -707,12 +691,7 @@ class SipPhone:
             if rec.state == proto.STATE_CONFIRMED:
                 return rec.call_id
             if rec.disconnected is not None:
-                d = rec.disconnected
-                raise PhoneError(
-                    f"call ended before it was connected: {d.status_code} {d.reason}",
-                    status_code=d.status_code,
-                    reason=d.reason,
-                )
+                raise rec.disconnected.error("call ended before it was connected")
             return None
 
         return await self._wait(check, timeout, "the call to be connected")

@@ -32,10 +32,7 @@ MAX_LINE = 200
 REGISTER_TIMEOUT_S = 10.0
 DIAL_TIMEOUT_S = 60.0
 
-HELP = (
-    "commands: a = answer, h = hang up, d NUMBER = dial, t DIGITS = send DTMF, "
-    "q = quit, help = this text"
-)
+HELP = "commands: a = answer, h = hang up, d NUMBER = dial, t DIGITS = send DTMF, q = quit, help = this text"
 
 _TOO_LONG = object()
 

@@ -121,9 +121,7 @@ class _Player(pj.AudioMediaPlayer):  # type: ignore[misc]
 
 
 class _Call(pj.Call):  # type: ignore[misc]
-    def __init__(
-        self, worker: Worker, account: _Account, token: str, direction: str, call_id: int
-    ) -> None:
+    def __init__(self, worker: Worker, account: _Account, token: str, direction: str, call_id: int) -> None:
         super().__init__(account, call_id)
         self.worker = worker
         self.token = token
@@ -318,9 +316,7 @@ class Worker:
         self.send({"type": "reply", "id": msg_id, "ok": True, "result": result})
 
     def reply_error(self, msg_id: int, error: str, status_code: int | None = None) -> None:
-        self.send(
-            {"type": "reply", "id": msg_id, "ok": False, "error": error, "status_code": status_code}
-        )
+        self.send({"type": "reply", "id": msg_id, "ok": False, "error": error, "status_code": status_code})
 
     def read_messages(self, timeout: float) -> list[dict[str, Any]]:
         """Read whatever commands are available (waiting at most *timeout* s)."""
@@ -447,9 +443,7 @@ class Worker:
         self.uri = f"sip:{username}@{BIND_ADDRESS}:{self.local_port}"
         acfg.idUri = f'"{display}" <{uri}>' if display else uri
         if cfg.get("password") is not None:
-            acfg.sipConfig.authCreds.append(
-                pj.AuthCredInfo("digest", "*", username, 0, str(cfg["password"]))
-            )
+            acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", username, 0, str(cfg["password"])))
         acfg.sipConfig.transportId = tid
         nat = acfg.natConfig
         nat.iceEnabled = False
@@ -647,9 +641,7 @@ class Worker:
     def cmd_stop(self) -> None:
         self.stop_requested = True
 
-    def cmd_dial(
-        self, uri: str, token: str, headers: dict[str, str] | None = None
-    ) -> dict[str, Any]:
+    def cmd_dial(self, uri: str, token: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
         if self.busy():
             raise CommandError("a call is already in progress on this phone")
         if token in self.calls or token.startswith("in-"):
@@ -675,17 +667,14 @@ class Worker:
     def cmd_answer(self, token: str | None = None, status_code: int = 200) -> None:
         call = self.current if token is None else self.calls.get(token)
         if call is None or call.finished:
-            raise CommandError(
-                "cannot answer: the call is already terminated (caller abandoned?)", 487
-            )
+            raise CommandError("cannot answer: the call is already terminated (caller abandoned?)", 487)
         if call.direction != "incoming":
             raise CommandError("cannot answer an outgoing call")
         ci = call.getInfo()
         if ci.state not in (pj.PJSIP_INV_STATE_INCOMING, pj.PJSIP_INV_STATE_EARLY):
             state = _STATE_NAMES.get(ci.state, str(ci.state))
             raise CommandError(
-                f"cannot answer: call is in state {state} "
-                f"(last status {ci.lastStatusCode} {ci.lastReason})",
+                f"cannot answer: call is in state {state} (last status {ci.lastStatusCode} {ci.lastReason})",
                 int(ci.lastStatusCode) or None,
             )
         op = pj.CallOpParam()
