@@ -15,17 +15,24 @@ import signal
 
 from aiohttp import web
 from panoramisk.message import Message
+from sqlalchemy.exc import SQLAlchemyError
 
 from callcenter.agi.server import FastAgiServer, route_table
 from callcenter.ami.connection import AmiConnection, EventHandler
 from callcenter.asterisk.render import InstanceDirs
 from callcenter.credentials import ami_secret
-from callcenter.database import Database
+from callcenter.dispatch.webhook import WebhookSender
 from callcenter.events import EventBus
 from callcenter.ivr.placeholder import PlaceholderIvr
+from callcenter.recording.catalogue import catalogue
 from callcenter.recording.closed import recording_closed
 from callcenter.settings import ConfigError, Settings
-from callcenter.web.app import create_web_app
+from callcenter.storage.database import Database
+from callcenter.storage.migrate import upgrade
+from callcenter.tickets.service import TicketService
+from callcenter.tickets.sla import DEFAULT_CALENDAR, SlaPolicy, load_calendar
+from callcenter.web.api.routes import TicketChanged
+from callcenter.web.app import ApiDeps, create_web_app
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +62,30 @@ class Engine:
             ping_interval=settings.ami_ping_interval,
             max_backoff=settings.ami_max_backoff,
         )
-        self.web = create_web_app(self.health)
+        calendar = load_calendar(settings.holidays_file or DEFAULT_CALENDAR, settings.timezone)
+        self.tickets = TicketService(
+            calendar, SlaPolicy(verify_days=settings.verify_days, follow_up_days=settings.follow_up_days)
+        )
+        self.webhooks = WebhookSender(self.database, source=settings.system_name)
+        self.web = create_web_app(self.health, ApiDeps(self.database, self.tickets, self.bus, self.webhooks))
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.http_port = settings.http_port
 
     async def start(self) -> None:
         log.info("starting engine (settings from %s)", self.settings.source)
-        await asyncio.get_running_loop().run_in_executor(None, self.database.open)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.database.open)
+        try:
+            await loop.run_in_executor(None, upgrade, self.settings.resolved_database_url)
+        except SQLAlchemyError as exc:
+            # The engine still answers calls; /healthz and the API report the database.
+            log.error("database migration failed: %s", str(exc).splitlines()[0])
         await self.database.check_async()
         await _listen("FastAGI", self.settings.agi_host, self.settings.agi_port, self.agi.start())
         self._tasks.append(asyncio.create_task(self.ami.run(), name="ami"))
+        self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhooks"))
+        self._tasks.append(asyncio.create_task(self._watch_overdue(), name="overdue"))
         self._runner = web.AppRunner(self.web, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
@@ -84,15 +104,33 @@ class Engine:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self.webhooks.close()
         await self.agi.stop()
         await asyncio.get_running_loop().run_in_executor(None, self.database.close)
         log.info("engine stopped")
 
-    def _on_hangup(self, message: Message) -> None:
+    async def _on_hangup(self, message: Message) -> None:
         closed = recording_closed(self.settings.system_name, message)
         if closed is not None:
             log.info("call %s ended; recording closed: %s", closed.linkedid, closed.mixed)
+            try:
+                await self.database.run(lambda s: catalogue(s, closed))
+            except SQLAlchemyError as exc:
+                log.error("call %s: recording not catalogued: %s", closed.linkedid, exc)
             self.bus.publish(closed)
+
+    async def _watch_overdue(self) -> None:
+        """Flag and escalate tickets past a deadline, once a minute (or as configured)."""
+        while True:
+            try:
+                numbers = await self.database.run(self.tickets.flag_overdue)
+            except SQLAlchemyError as exc:
+                log.warning("overdue check failed: %s", str(exc).splitlines()[0])
+                numbers = []
+            for number in numbers:
+                log.info("ticket %s is overdue; escalated", number)
+                self.bus.publish(TicketChanged(number=number, kind="escalated"))
+            await asyncio.sleep(self.settings.overdue_check_interval)
 
     async def health(self) -> dict[str, object]:
         await self.database.check_async()

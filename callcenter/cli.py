@@ -13,18 +13,27 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
 from callcenter import __version__
 from callcenter.asterisk.process import AsteriskError, AsteriskProcess
 from callcenter.asterisk.provision import ProvisionError, locate
 from callcenter.asterisk.render import InstanceDirs, render
+from callcenter.auth import service as auth
+from callcenter.auth.models import User
 from callcenter.credentials import load_or_create, sip_accounts
+from callcenter.dispatch.seed import seed_directory
+from callcenter.errors import InvalidInput
 from callcenter.ivr.prompts import ensure_prompts
 from callcenter.logs import setup_logging
 from callcenter.settings import ConfigError, Settings, load_settings
+from callcenter.storage.database import Database
+from callcenter.storage.migrate import current, upgrade
 
 log = logging.getLogger("callcenter")
 
-OPERATOR_ERRORS = (ConfigError, ProvisionError, AsteriskError)
+OPERATOR_ERRORS = (ConfigError, ProvisionError, AsteriskError, InvalidInput, SQLAlchemyError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +57,24 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     accounts = ast_sub.add_parser("accounts", help="SIP accounts of the local profile")
     accounts.add_argument("--json", action="store_true")
+
+    db = sub.add_parser("db", help="the database")
+    db_sub = db.add_subparsers(dest="action", required=True)
+    db_sub.add_parser("upgrade", help="apply migrations (also done when the engine starts)")
+    db_sub.add_parser("seed", help="add the typical OPDs and complaint categories that are missing")
+
+    users = sub.add_parser("users", help="users of the web console and API")
+    users_sub = users.add_subparsers(dest="action", required=True)
+    add = users_sub.add_parser("add", help="add a user; the password is read from stdin")
+    add.add_argument("name")
+    add.add_argument(
+        "--role", required=True, help="agent, supervisor, auditor, admin, opd-operator, integration"
+    )
+    add.add_argument("--agency", help="the OPD of an opd-operator (its code)")
+    add.add_argument("--display-name", default="")
+    token = users_sub.add_parser("token", help="create an API token for a user (printed once)")
+    token.add_argument("name")
+    token.add_argument("--label", default="cli", help="what the token is for")
 
     phone = sub.add_parser("phone", help="terminal softphone for an agent station")
     phone.add_argument("--station", help="an account of the local profile, e.g. agent1")
@@ -178,7 +205,50 @@ def cmd_phone(settings: Settings, args: argparse.Namespace) -> int:
     return code
 
 
+def _database(settings: Settings) -> Database:
+    upgrade(settings.resolved_database_url)
+    database = Database(settings.resolved_database_url)
+    database.open()
+    return database
+
+
+def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    database = _database(settings)
+    try:
+        if args.action == "seed":
+            with database.transaction() as session, session.begin():
+                agencies, categories = seed_directory(session)
+            print(f"added {agencies} agencies and {categories} categories")
+        else:
+            print(f"database {database.safe_url} is at revision {current(settings.resolved_database_url)}")
+    finally:
+        database.close()
+    return 0
+
+
+def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
+    database = _database(settings)
+    try:
+        with database.transaction() as session, session.begin():
+            if args.action == "add":
+                password = sys.stdin.readline().rstrip("\r\n")
+                user = auth.create_user(
+                    session, args.name, password, args.role, args.agency, args.display_name
+                )
+                print(f"user {user.username} ({user.role}) added")
+            else:
+                found = session.scalar(select(User).where(User.username == args.name.lower()))
+                if found is None:
+                    raise InvalidInput("name", f"no user {args.name!r}")
+                print(auth.create_token(session, found, args.label))
+    finally:
+        database.close()
+    return 0
+
+
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "db": cmd_db,
+    "users": cmd_users,
     "serve": cmd_serve,
     "run": cmd_run,
     "asterisk": cmd_asterisk,

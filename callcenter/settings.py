@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import tomllib
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -68,6 +69,14 @@ class Settings:
     # "auto": a host `asterisk` on PATH if there is one, else the sid root.
     asterisk_binary: str = "auto"
     asterisk_boot_timeout: float = 60.0
+
+    # Working-day calendar for follow-up deadlines (SP4N-LAPOR: 3 + 5 working days).
+    timezone: str = "Asia/Jakarta"
+    # TOML with workdays and holidays; empty means the calendar shipped with the engine.
+    holidays_file: Path | None = None
+    verify_days: int = 3
+    follow_up_days: int = 5
+    overdue_check_interval: float = 60.0
 
     # Internal: the file the settings came from, for messages.
     source: str = field(default="defaults", compare=False)
@@ -187,7 +196,7 @@ def _convert(name: str, value: Any, source: str) -> Any:
 
 def _absolute_paths(settings: Settings, base: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name in ("data_dir", "recordings_dir", "flows_dir", "cache_dir", "asterisk_root"):
+    for name in ("data_dir", "recordings_dir", "flows_dir", "cache_dir", "asterisk_root", "holidays_file"):
         value = getattr(settings, name)
         if isinstance(value, Path) and not value.is_absolute():
             out[name] = (base / value).resolve()
@@ -221,6 +230,15 @@ def _validated(settings: Settings) -> Settings:
     for name in ("citizen_lines", "agent_stations"):
         if not 1 <= getattr(settings, name) <= 500:
             raise ConfigError(f"setting '{name}' must be between 1 and 500")
+    try:
+        zoneinfo.ZoneInfo(settings.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"setting 'timezone': unknown time zone {settings.timezone!r}") from None
+    for name in ("verify_days", "follow_up_days"):
+        if not 1 <= getattr(settings, name) <= 60:
+            raise ConfigError(f"setting '{name}' must be between 1 and 60 working days")
+    if settings.holidays_file is not None and not settings.holidays_file.is_file():
+        raise ConfigError(f"setting 'holidays_file': no such file {settings.holidays_file}")
     if settings.log_level.upper() not in _LOG_LEVELS:
         raise ConfigError(f"setting 'log_level' must be one of {', '.join(_LOG_LEVELS)}")
     if settings.asterisk_binary != "auto" and not Path(settings.asterisk_binary).is_absolute():

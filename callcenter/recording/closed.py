@@ -22,6 +22,7 @@ class RecordingClosed:
     linkedid: str
     uniqueid: str
     base: Path
+    caller_number: str = ""
 
     @property
     def mixed(self) -> Path:
@@ -62,4 +63,5 @@ def recording_closed(system_name: str, message: Mapping[str, object]) -> Recordi
         linkedid=str(message.get("Linkedid", "")),
         uniqueid=uniqueid,
         base=Path(base),
+        caller_number=str(message.get("CallerIDNum", ""))[:40],
     )

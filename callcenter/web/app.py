@@ -1,15 +1,31 @@
-"""The engine's HTTP side. For now: /healthz, the one page every operator and monitor needs."""
+"""The engine's HTTP side: /healthz, the REST API under /api/v1 and the web pages."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from callcenter import __version__
+from callcenter.dispatch.webhook import WebhookSender
+from callcenter.events import EventBus
+from callcenter.storage.database import Database
+from callcenter.tickets.service import TicketService
+from callcenter.web.api import framework
+from callcenter.web.api.routes import BUS, ROUTES, TICKETS, WEBHOOKS
+from callcenter.web.pages import add_pages
 
 HealthProbe = Callable[[], Awaitable[dict[str, object]]]
 HEALTH: web.AppKey[HealthProbe] = web.AppKey("health", HealthProbe)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ApiDeps:
+    database: Database
+    tickets: TicketService
+    bus: EventBus
+    webhooks: WebhookSender | None = None
 
 
 @web.middleware
@@ -21,6 +37,9 @@ async def security_headers(
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault(
+        "Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+    )
     return response
 
 
@@ -31,8 +50,20 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(report, status=status)
 
 
-def create_web_app(health: HealthProbe) -> web.Application:
-    app = web.Application(middlewares=[security_headers], client_max_size=1024 * 1024)
+def create_web_app(health: HealthProbe, api: ApiDeps | None = None) -> web.Application:
+    app = web.Application(
+        middlewares=[security_headers, framework.errors_middleware],
+        client_max_size=framework.MAX_BODY,
+    )
     app[HEALTH] = health
     app.router.add_get("/healthz", healthz)
+    if api is not None:
+        app[framework.DATABASE] = api.database
+        app[framework.ACTORS] = framework.ActorCache()
+        app[TICKETS] = api.tickets
+        app[BUS] = api.bus
+        if api.webhooks is not None:
+            app[WEBHOOKS] = api.webhooks
+        framework.register(app, ROUTES)
+        add_pages(app)
     return app

@@ -1,0 +1,58 @@
+"""Roles and what each may do. One table, read by every endpoint; nothing implicit."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Role(enum.StrEnum):
+    AGENT = "agent"  # call-taker at a softphone station (command center)
+    SUPERVISOR = "supervisor"
+    AUDITOR = "auditor"  # reads, never writes
+    ADMIN = "admin"
+    OPD_OPERATOR = "opd-operator"  # bound to one agency; sees only its tickets
+    INTEGRATION = "integration"  # other channels / instances creating tickets via the API
+
+
+class Permission(enum.StrEnum):
+    TICKET_READ_ALL = "ticket.read_all"
+    TICKET_READ_AGENCY = "ticket.read_agency"
+    TICKET_CREATE = "ticket.create"
+    TICKET_WORK = "ticket.work"  # transition, comment
+    TICKET_DISPATCH = "ticket.dispatch"
+    TICKET_ESCALATE = "ticket.escalate"
+    TICKET_FORWARD = "ticket.forward"
+    TICKET_REVIEW = "ticket.review"
+    TICKET_REOPEN = "ticket.reopen"
+    SEE_CONFIDENTIAL = "ticket.see_confidential_reporter"
+    DIRECTORY_READ = "directory.read"  # agencies, categories
+    DIRECTORY_WRITE = "directory.write"
+    USERS_READ = "users.read"
+    USERS_WRITE = "users.write"
+    REPORTS_READ = "reports.read"
+    INBOUND_CREATE = "inbound.create"
+
+
+P = Permission
+PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.AGENT: frozenset(
+        {P.TICKET_READ_ALL, P.TICKET_CREATE, P.TICKET_WORK, P.TICKET_DISPATCH, P.TICKET_ESCALATE,
+         P.TICKET_FORWARD, P.SEE_CONFIDENTIAL, P.DIRECTORY_READ}
+    ),
+    Role.SUPERVISOR: frozenset(
+        {P.TICKET_READ_ALL, P.TICKET_CREATE, P.TICKET_WORK, P.TICKET_DISPATCH, P.TICKET_ESCALATE,
+         P.TICKET_FORWARD, P.TICKET_REVIEW, P.TICKET_REOPEN, P.SEE_CONFIDENTIAL, P.DIRECTORY_READ,
+         P.USERS_READ, P.REPORTS_READ}
+    ),
+    Role.AUDITOR: frozenset(
+        {P.TICKET_READ_ALL, P.SEE_CONFIDENTIAL, P.DIRECTORY_READ, P.USERS_READ, P.REPORTS_READ}
+    ),
+    Role.ADMIN: frozenset(set(Permission) - {P.INBOUND_CREATE}),
+    # OPD operators work their agency's queue; the confidential reporter stays hidden from them.
+    Role.OPD_OPERATOR: frozenset({P.TICKET_READ_AGENCY, P.TICKET_WORK, P.TICKET_ESCALATE, P.DIRECTORY_READ}),
+    Role.INTEGRATION: frozenset({P.INBOUND_CREATE, P.DIRECTORY_READ}),
+}  # fmt: skip
+
+
+def allowed(role: Role, permission: Permission) -> bool:
+    return permission in PERMISSIONS[role]

@@ -1,0 +1,1 @@
+"""The relational store: SQLAlchemy metadata shared by every capability, and its migrations."""

@@ -1,0 +1,133 @@
+"""How tickets look from outside: JSON for the API, rows for CSV exports.
+
+The reporter of a confidential report is replaced by ``{"hidden": true}`` for anyone without the
+permission to see it (OPD operators), and always in exports.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from callcenter.auth.actor import Actor
+from callcenter.auth.roles import Permission
+from callcenter.dispatch.models import Agency, Category
+from callcenter.tickets.models import Ticket
+from callcenter.tickets.service import TicketDetail
+from callcenter.tickets.sla import DEFAULT_TARGETS, answered_within
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+class Directory:
+    """Agency and category codes by id, loaded once per request (both tables are small)."""
+
+    def __init__(self, session: Session) -> None:
+        self.agencies = dict(session.execute(select(Agency.id, Agency.code)).all())
+        self.categories = dict(session.execute(select(Category.id, Category.code)).all())
+
+    def agency(self, agency_id: int | None) -> str | None:
+        return self.agencies.get(agency_id) if agency_id is not None else None
+
+    def category(self, category_id: int | None) -> str | None:
+        return self.categories.get(category_id) if category_id is not None else None
+
+
+def reporter(ticket: Ticket, show: bool) -> dict[str, object]:
+    if ticket.confidential and not show:
+        return {"hidden": True}
+    return {
+        "hidden": False,
+        "name": ticket.reporter_name,
+        "contact": ticket.reporter_contact,
+        "number": ticket.reporter_number,
+    }
+
+
+def ticket_json(ticket: Ticket, actor: Actor, directory: Directory) -> dict[str, object]:
+    return {
+        "number": ticket.number,
+        "status": ticket.status,
+        "channel": ticket.channel,
+        "priority": ticket.priority,
+        "category": directory.category(ticket.category_id),
+        "agency": directory.agency(ticket.agency_id),
+        "summary": ticket.summary,
+        "description": ticket.description,
+        "location_text": ticket.location_text,
+        "district": ticket.district,
+        "reporter": reporter(ticket, actor.can(Permission.SEE_CONFIDENTIAL)),
+        "confidential": ticket.confidential,
+        "anonymous": ticket.anonymous,
+        "created_at": iso(ticket.created_at),
+        "updated_at": iso(ticket.updated_at),
+        "dispatched_at": iso(ticket.dispatched_at),
+        "first_response_at": iso(ticket.first_response_at),
+        "resolved_at": iso(ticket.resolved_at),
+        "deadlines": {"verify_by": iso(ticket.verify_by), "follow_up_by": iso(ticket.follow_up_by)},
+        "overdue": ticket.overdue,
+        "escalated_at": iso(ticket.escalated_at),
+        "reopen_count": ticket.reopen_count,
+        "rejection_reason": ticket.rejection_reason,
+        "forwarded_to": directory.agency(ticket.forwarded_to_id),
+    }
+
+
+def detail_json(detail: TicketDetail, actor: Actor, directory: Directory) -> dict[str, object]:
+    out = ticket_json(detail.ticket, actor, directory)
+    show = actor.can(Permission.SEE_CONFIDENTIAL) or not detail.ticket.confidential
+    out["trail"] = [
+        {
+            "at": iso(e.at),
+            "actor": e.actor,
+            "kind": e.kind,
+            "from": e.from_status,
+            "to": e.to_status,
+            "agency": directory.agency(e.agency_id),
+            "note": e.note,
+        }
+        for e in detail.events
+    ]
+    recorded = {call_id for call_id, _ in detail.recordings}
+    out["calls"] = [
+        {
+            "system_name": c.system_name,
+            "linkedid": c.linkedid,
+            "caller_number": c.caller_number if show else None,
+            "queue": c.queue,
+            "started_at": iso(c.started_at),
+            "wait_seconds": c.wait_seconds,
+            "answered_within_service_level": (
+                answered_within(DEFAULT_TARGETS[c.queue], c.wait_seconds)
+                if c.queue in DEFAULT_TARGETS
+                else None
+            ),
+            "recorded": c.id in recorded,
+        }
+        for c in detail.calls
+    ]
+    return out
+
+
+EXPORT_COLUMNS = (
+    "number", "status", "channel", "priority", "category", "agency", "summary", "district",
+    "reporter_name", "reporter_contact", "reporter_number", "created_at", "dispatched_at",
+    "resolved_at", "verify_by", "follow_up_by", "overdue", "reopen_count",
+)  # fmt: skip
+
+
+def export_row(ticket: Ticket, directory: Directory) -> list[object]:
+    hidden = ticket.confidential
+    return [
+        ticket.number, ticket.status, ticket.channel, ticket.priority,
+        directory.category(ticket.category_id), directory.agency(ticket.agency_id), ticket.summary,
+        ticket.district,
+        "" if hidden else ticket.reporter_name, "" if hidden else ticket.reporter_contact,
+        "" if hidden else ticket.reporter_number,
+        iso(ticket.created_at), iso(ticket.dispatched_at), iso(ticket.resolved_at), iso(ticket.verify_by),
+        iso(ticket.follow_up_by), ticket.overdue or "", ticket.reopen_count,
+    ]  # fmt: skip
