@@ -95,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = COMMANDS[args.command]
         return handler(settings, args)
     except OPERATOR_ERRORS as exc:
-        print(f"callcenter: error: {exc}", file=sys.stderr)
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"callcenter: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -206,9 +207,9 @@ def cmd_phone(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _database(settings: Settings) -> Database:
-    upgrade(settings.resolved_database_url)
     database = Database(settings.resolved_database_url)
-    database.open()
+    database.open()  # creates the SQLite folder
+    upgrade(settings.resolved_database_url)
     return database
 
 

@@ -77,3 +77,27 @@ def test_accounts_json(tmp_path: Path) -> None:
 def test_phone_needs_a_known_station(tmp_path: Path, args: list[str]) -> None:
     line = one_error_line(run_cli(*args, cwd=tmp_path))
     assert "station" in line
+
+
+def test_users_add_reads_the_password_from_stdin(tmp_path: Path) -> None:
+    assert run_cli("db", "seed", cwd=tmp_path).stdout.strip() == "added 11 agencies and 13 categories"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
+    command = [sys.executable, "-m", "callcenter.cli", "users", "add", "budi", "--role", "opd-operator"]
+    result = subprocess.run(
+        [*command, "--agency", "PUPR"],
+        cwd=tmp_path, env=environ, input="rahasia-budi-123\n", capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "user budi (opd-operator) added"
+    assert "rahasia-budi-123" not in result.stdout + result.stderr
+    token = run_cli("users", "token", "budi", cwd=tmp_path)
+    assert token.returncode == 0 and token.stdout.startswith("cc_")
+    weak = subprocess.run(
+        [sys.executable, "-m", "callcenter.cli", "users", "add", "ani", "--role", "agent"],
+        cwd=tmp_path, env=environ, input="short\n", capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert one_error_line(weak) == "callcenter: error: password: password must have at least 10 characters"
+    nobody = one_error_line(run_cli("users", "add", "x", "--role", "opd-operator", cwd=tmp_path))
+    assert "an OPD operator must belong to an agency" in nobody or "password" in nobody
+    assert "revision 0001" in run_cli("db", "upgrade", cwd=tmp_path).stdout

@@ -68,7 +68,7 @@ class TicketQuery(Query):
     agency: schemas.Code | None = None
     category: schemas.Code | None = None
     channel: Literal["112", "hotline", "web", "sms", "api", "forwarded"] | None = None
-    caller_number: schemas.Number | None = None
+    caller_number: schemas.CallerId | None = None
     created_from: date | None = Field(default=None, alias="from")
     created_to: date | None = Field(default=None, alias="to")
     overdue: bool | None = None

@@ -11,6 +11,8 @@ Short = Annotated[str, StringConstraints(max_length=200)]
 Text = Annotated[str, StringConstraints(max_length=10_000)]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 Number = Annotated[str, StringConstraints(max_length=40, pattern=r"^[0-9+*#]*$")]
+# Caller ID as the PBX reports it: digits from the network, a SIP user name on internal lines.
+CallerId = Annotated[str, StringConstraints(max_length=40, pattern=r"^[A-Za-z0-9+*#._-]*$")]
 Channel = Literal["112", "hotline", "web", "sms", "api"]
 Priority = Literal["low", "normal", "high", "critical"]
 Status = Literal["menunggu", "diproses", "selesai", "ditolak"]
@@ -23,7 +25,7 @@ class Body(BaseModel):
 class CallRef(Body):
     system_name: Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")]
     linkedid: Annotated[str, StringConstraints(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.-]+$")]
-    caller_number: Number = ""
+    caller_number: CallerId = ""
 
 
 class TicketCreate(Body):

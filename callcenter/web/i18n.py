@@ -1,0 +1,201 @@
+"""Words on the web pages, in Bahasa Indonesia (the default) and English.
+
+Every visible string of the pages comes from :data:`MESSAGES` through :func:`t`. The language is
+chosen per request by :func:`choose`: ``?lang=id|en`` (remembered in the ``cc_lang`` cookie),
+else the cookie, else the browser's Accept-Language, else Bahasa Indonesia.
+"""
+
+from __future__ import annotations
+
+DEFAULT_LANG = "id"
+LANGS = ("id", "en")
+LANG_COOKIE = "cc_lang"
+LANG_NAMES = {"id": "Bahasa Indonesia", "en": "English"}
+
+# key -> (Bahasa Indonesia, English)
+_TABLE: dict[str, tuple[str, str]] = {
+    # page chrome
+    "app.title": ("Command Center", "Command Center"),
+    "app.language": ("Bahasa", "Language"),
+    "app.logout": ("Keluar", "Log out"),
+    "app.logged_in_as": ("Masuk sebagai", "Logged in as"),
+    "app.failed": ("Gagal", "Failed"),
+    "app.network_error": ("Server tidak dapat dihubungi; coba lagi.",
+                          "The server did not answer; try again."),
+    "app.none": ("—", "—"),
+    "role.agent": ("Agen", "Agent"),
+    "role.supervisor": ("Supervisor", "Supervisor"),
+    "role.auditor": ("Auditor", "Auditor"),
+    "role.admin": ("Administrator", "Administrator"),
+    "role.opd-operator": ("Operator OPD", "OPD operator"),
+    "role.integration": ("Integrasi", "Integration"),
+    # login
+    "login.title": ("Masuk", "Log in"),
+    "login.heading": ("Masuk ke layanan OPD", "Log in to the OPD service"),
+    "login.username": ("Nama pengguna", "Username"),
+    "login.password": ("Kata sandi", "Password"),
+    "login.submit": ("Masuk", "Log in"),
+    "login.busy": ("Memeriksa…", "Checking…"),
+    # queue
+    "queue.title": ("Antrean tiket", "Ticket queue"),
+    "queue.heading": ("Antrean tiket", "Ticket queue"),
+    "queue.agency": ("Instansi", "Agency"),
+    "queue.all_agencies": ("Semua instansi", "All agencies"),
+    "queue.filter_status": ("Status", "Status"),
+    "queue.filter_open": ("Semua (yang terbuka dulu)", "All (open ones first)"),
+    "queue.filter_submit": ("Tampilkan", "Show"),
+    "queue.count": ("Jumlah tiket", "Tickets"),
+    "queue.empty": ("Tidak ada tiket.", "No tickets."),
+    "queue.closed_limited": ("Hanya tiket tertutup terbaru yang tampil; pilih status untuk melihat lebih.",
+                             "Only the latest closed tickets are shown; pick a status to see more."),
+    "queue.read_only": ("Hanya baca", "Read-only"),
+    # ticket fields
+    "field.number": ("Nomor", "Number"),
+    "field.status": ("Status", "Status"),
+    "field.priority": ("Prioritas", "Priority"),
+    "field.channel": ("Kanal", "Channel"),
+    "field.category": ("Kategori", "Category"),
+    "field.agency": ("OPD", "Agency"),
+    "field.summary": ("Ringkasan", "Summary"),
+    "field.description": ("Uraian", "Description"),
+    "field.location": ("Lokasi", "Location"),
+    "field.district": ("Kecamatan", "District"),
+    "field.created_at": ("Dibuat", "Created"),
+    "field.updated_at": ("Diperbarui", "Updated"),
+    "field.dispatched_at": ("Diteruskan ke OPD", "Dispatched"),
+    "field.first_response_at": ("Tanggapan pertama", "First response"),
+    "field.resolved_at": ("Ditutup", "Closed"),
+    "field.escalated_at": ("Dieskalasi", "Escalated"),
+    "field.follow_up_by": ("Batas tindak lanjut", "Follow-up deadline"),
+    "field.verify_by": ("Batas verifikasi", "Verification deadline"),
+    "field.rejection_reason": ("Alasan penolakan", "Reason for rejection"),
+    "field.forwarded_to": ("Diteruskan ke", "Forwarded to"),
+    "field.reopen_count": ("Dibuka kembali", "Reopened"),
+    "field.reporter": ("Pelapor", "Reporter"),
+    "field.reporter_name": ("Nama", "Name"),
+    "field.reporter_contact": ("Kontak", "Contact"),
+    "field.reporter_number": ("Nomor telepon", "Phone number"),
+    "field.deadlines": ("Tenggat", "Deadlines"),
+    "field.overdue": ("Terlambat", "Overdue"),
+    "reporter.hidden": ("Identitas pelapor dirahasiakan", "Reporter's identity is confidential"),
+    "overdue.badge": ("Terlambat", "Overdue"),
+    "overdue.verify": ("Terlambat verifikasi", "Verification overdue"),
+    "overdue.follow_up": ("Terlambat tindak lanjut", "Follow-up overdue"),
+    # statuses
+    "status.menunggu": ("Menunggu", "Waiting"),
+    "status.diproses": ("Diproses", "In process"),
+    "status.selesai": ("Selesai", "Done"),
+    "status.ditolak": ("Ditolak", "Rejected"),
+    # priorities
+    "priority.low": ("Rendah", "Low"),
+    "priority.normal": ("Normal", "Normal"),
+    "priority.high": ("Tinggi", "High"),
+    "priority.critical": ("Kritis", "Critical"),
+    # channels
+    "channel.112": ("112", "112"),
+    "channel.hotline": ("Hotline pengaduan", "Complaint hotline"),
+    "channel.web": ("Situs web", "Website"),
+    "channel.sms": ("SMS", "SMS"),
+    "channel.api": ("Aplikasi lain", "Other application"),
+    "channel.forwarded": ("Diteruskan instansi lain", "Forwarded by another instance"),
+    # the trail
+    "trail.heading": ("Riwayat", "History"),
+    "trail.at": ("Waktu", "Time"),
+    "trail.actor": ("Oleh", "By"),
+    "trail.action": ("Tindakan", "Action"),
+    "trail.change": ("Status", "Status"),
+    "trail.note": ("Catatan", "Note"),
+    "trail.empty": ("Belum ada riwayat.", "No history yet."),
+    "action.created": ("Dibuat", "Created"),
+    "action.dispatched": ("Diteruskan ke OPD", "Dispatched to agency"),
+    "action.start": ("Diambil", "Claimed"),
+    "action.resolve": ("Diselesaikan", "Resolved"),
+    "action.reject": ("Ditolak", "Rejected"),
+    "action.release": ("Dikembalikan ke antrean", "Released to the queue"),
+    "action.reopen": ("Dibuka kembali", "Reopened"),
+    "action.escalated": ("Dieskalasi", "Escalated"),
+    "action.forwarded": ("Diteruskan ke instansi lain", "Forwarded to another instance"),
+    "action.comment": ("Komentar", "Comment"),
+    "action.reviewed": ("Dinilai", "Reviewed"),
+    "action.call_linked": ("Panggilan ditautkan", "Call linked"),
+    # actions on the detail page
+    "actions.heading": ("Tindakan", "Actions"),
+    "actions.note": ("Catatan", "Note"),
+    "actions.reason": ("Alasan penolakan (wajib untuk Tolak)", "Reason for rejection (required to reject)"),
+    "actions.claim": ("Ambil", "Claim"),
+    "actions.done": ("Selesai", "Done"),
+    "actions.reject": ("Tolak", "Reject"),
+    "actions.release": ("Kembalikan", "Release"),
+    "actions.comment": ("Komentar", "Comment"),
+    "actions.escalate": ("Eskalasi", "Escalate"),
+    "actions.none": ("Tidak ada tindakan untuk status ini.", "No actions for this status."),
+    "actions.busy": ("Mengirim…", "Sending…"),
+    "actions.reason_required": ("Isi alasan penolakan.", "Fill in the reason for rejection."),
+    "actions.note_required": ("Isi komentar pada kolom catatan.", "Write the comment in the note field."),
+    "detail.back": ("Kembali ke antrean", "Back to the queue"),
+    "detail.title": ("Tiket", "Ticket"),
+    # errors
+    "error.not_found.title": ("Tidak ditemukan", "Not found"),
+    "error.not_found.text": ("Tiket ini tidak ada atau tidak dapat Anda lihat.",
+                             "This ticket does not exist or you may not see it."),
+    "error.forbidden.title": ("Tidak diizinkan", "Not allowed"),
+    "error.forbidden.text": ("Peran Anda tidak dapat melihat tiket.", "Your role may not see tickets."),
+}  # fmt: skip
+
+MESSAGES: dict[str, dict[str, str]] = {
+    key: dict(zip(LANGS, texts, strict=True)) for key, texts in _TABLE.items()
+}
+
+
+def t(key: str, lang: str = DEFAULT_LANG) -> str:
+    """The text for ``key`` in ``lang``; Bahasa Indonesia if missing there, else the key itself."""
+    texts = MESSAGES.get(key)
+    if texts is None:
+        return key
+    return texts.get(lang) or texts[DEFAULT_LANG]
+
+
+def label(prefix: str, value: str | None, lang: str) -> str:
+    """A translated value label (``status.menunggu``); an unknown value is shown as it is."""
+    if not value:
+        return t("app.none", lang)
+    key = f"{prefix}.{value}"
+    return t(key, lang) if key in MESSAGES else value
+
+
+def normalize(value: str | None) -> str | None:
+    """``en``, ``en-US``, ``id_ID``, ``in`` (the old code for Indonesian) -> a supported language."""
+    if not value:
+        return None
+    primary = value.strip().lower().replace("_", "-").split("-", 1)[0]
+    if primary == "in":
+        primary = "id"
+    return primary if primary in LANGS else None
+
+
+def from_accept_language(header: str) -> str | None:
+    """The supported language the browser prefers most (highest q, then first listed)."""
+    best: tuple[float, int, str] | None = None
+    for position, part in enumerate(header.split(",")[:30]):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, number = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(number)
+                except ValueError:
+                    quality = 0.0
+        lang = normalize(tag)
+        if lang is None or not quality > 0:
+            continue
+        candidate = (-quality, position, lang)
+        if best is None or candidate < best:
+            best = candidate
+    return best[2] if best else None
+
+
+def choose(query: str | None, cookie: str | None, accept_language: str | None) -> str:
+    return (
+        normalize(query) or normalize(cookie) or from_accept_language(accept_language or "") or DEFAULT_LANG
+    )
