@@ -22,8 +22,9 @@ CACHE = Path(os.environ.get("CALLCENTER_CACHE_DIR", "/var/cache/callcenter"))
 # Debian packages on the host. debootstrap builds the Asterisk 22 root (Debian 12 has no
 # Asterisk 22); espeak-ng and sox make IVR prompts and test speech.
 RUN_PACKAGES = ("debootstrap", "espeak-ng", "sox", "util-linux", "ca-certificates")
-# docker-compose (1.29) validates docker-compose.yml without a Docker engine.
-TEST_PACKAGES = (*RUN_PACKAGES, "docker-compose")
+# docker-compose (1.29) validates docker-compose.yml without a Docker engine; chromium runs the
+# browser tests (driven by PyPI playwright with executable_path: never `playwright install`).
+TEST_PACKAGES = (*RUN_PACKAGES, "docker-compose", "chromium")
 
 
 def say(message: str) -> None:

@@ -260,8 +260,8 @@ def overdue(deadlines: Deadlines, status: str, now: datetime) -> str | None:
     - A closed ticket (done or rejected) is never overdue.
     - Once dispatched (``follow_up_by`` is set) only the agency's clock runs, whether the ticket
       still waits in the OPD's queue or is being worked: "follow_up" after ``follow_up_by``.
-    - Before dispatch, a ticket still waiting for verification is "verify" after ``verify_by``.
-      A ticket the command center is handling itself (in process, not dispatched) has no clock.
+    - Before dispatch, an open ticket is "verify" after ``verify_by``: the command center must
+      settle it or dispatch it within the verify days, whether it waits or is being handled.
     A ticket is overdue strictly after its deadline; at the deadline it is still on time.
     """
     if status not in _STATUSES:
@@ -271,7 +271,7 @@ def overdue(deadlines: Deadlines, status: str, now: datetime) -> str | None:
         return None
     if deadlines.follow_up_by is not None:
         return FOLLOW_UP if now > deadlines.follow_up_by else None
-    if status == WAITING and now > deadlines.verify_by:
+    if now > deadlines.verify_by:
         return VERIFY
     return None
 

@@ -310,8 +310,10 @@ def test_verify_clock() -> None:
     assert overdue(UNDISPATCHED, WAITING, jkt(3, 20)) == "verify"
 
 
-def test_a_ticket_the_center_is_handling_itself_has_no_verify_clock() -> None:
-    assert overdue(UNDISPATCHED, IN_PROCESS, jkt(3, 20)) is None
+def test_a_ticket_the_center_is_handling_itself_stays_on_the_verify_clock() -> None:
+    # Settling it directly or dispatching it: either must happen within the verify days.
+    assert overdue(UNDISPATCHED, IN_PROCESS, end_of(3, 11)) is None
+    assert overdue(UNDISPATCHED, IN_PROCESS, jkt(3, 20)) == "verify"
 
 
 def test_follow_up_clock() -> None:
