@@ -521,7 +521,7 @@ def pyspy(binary: str | None, out: Path | None) -> Iterator[None]:
         yield
         return
     proc = subprocess.Popen(  # noqa: S603
-        [binary, "record", "--pid", str(os.getpid()), "--format", "raw", "--threads", "--idle",
+        [binary, "record", "--pid", str(os.getpid()), "--format", "raw", "--threads", "--gil",
          "--rate", "250", "--output", str(out), "--nonblocking"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip

@@ -66,7 +66,7 @@ class Engine:
         self.tickets = TicketService(
             calendar, SlaPolicy(verify_days=settings.verify_days, follow_up_days=settings.follow_up_days)
         )
-        self.webhooks = WebhookSender(self.database, source=settings.system_name)
+        self.webhooks = WebhookSender(self.database, source=settings.system_name, bus=self.bus)
         self.web = create_web_app(self.health, ApiDeps(self.database, self.tickets, self.bus, self.webhooks))
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []

@@ -56,6 +56,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from callcenter.dispatch.models import Agency, WebhookDelivery
+from callcenter.events import EventBus
 from callcenter.storage.base import utcnow
 from callcenter.storage.database import Database
 
@@ -129,6 +130,15 @@ def backoff(attempts: int, base_delay: float, max_delay: float) -> float:
 
 
 @dataclass(frozen=True)
+class DeliveryAttempted:
+    """Published on the bus once an attempt's outcome is recorded in the delivery log."""
+
+    delivery_id: int
+    delivered: bool
+    status_code: int | None
+
+
+@dataclass(frozen=True)
 class _Job:
     """One claimed delivery, detached from its session."""
 
@@ -183,6 +193,7 @@ class WebhookSender:
         poll_interval: float = 5.0,
         session: aiohttp.ClientSession | None = None,
         batch_size: int = 20,
+        bus: EventBus | None = None,
     ) -> None:
         if timeout <= 0 or poll_interval <= 0 or base_delay < 0 or max_delay < 0:
             raise ValueError("timeout and poll_interval must be positive, delays not negative")
@@ -197,6 +208,7 @@ class WebhookSender:
         self.max_delay = max_delay
         self.poll_interval = poll_interval
         self.batch_size = batch_size
+        self.bus = bus
         self.lease = timedelta(seconds=timeout) + LEASE_MARGIN
         self._session = session
         self._own_session: aiohttp.ClientSession | None = None
@@ -269,6 +281,9 @@ class WebhookSender:
         self._next_due = next_due
         for item in recorded:
             self._log(item)
+        if self.bus is not None:
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                self.bus.publish(DeliveryAttempted(job.id, outcome.delivered, outcome.status_code))
         return len(jobs), claimed
 
     def _claim(self, session: Session) -> tuple[list[_Job], list[_Recorded], int, datetime | None]:
