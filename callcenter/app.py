@@ -17,13 +17,14 @@ from aiohttp import web
 from panoramisk.message import Message
 from sqlalchemy.exc import SQLAlchemyError
 
-from callcenter.agi.server import FastAgiServer, route_table
+from callcenter.agi.server import FastAgiServer
 from callcenter.ami.connection import AmiConnection, EventHandler
 from callcenter.asterisk.render import InstanceDirs
 from callcenter.credentials import ami_secret
 from callcenter.dispatch.webhook import WebhookSender
 from callcenter.events import EventBus
-from callcenter.ivr.placeholder import PlaceholderIvr
+from callcenter.ivr.interpreter import FlowRunner
+from callcenter.ivr.registry import FlowRegistry
 from callcenter.recording.catalogue import catalogue
 from callcenter.recording.closed import recording_closed
 from callcenter.settings import ConfigError, Settings
@@ -42,12 +43,28 @@ class Engine:
         self.settings = settings
         self.bus = EventBus()
         self.database = Database(settings.resolved_database_url)
-        sounds = InstanceDirs(settings.asterisk_dir).sounds
-        ivr = PlaceholderIvr(sounds)
+        calendar = load_calendar(settings.holidays_file or DEFAULT_CALENDAR, settings.timezone)
+        self.tickets = TicketService(
+            calendar, SlaPolicy(verify_days=settings.verify_days, follow_up_days=settings.follow_up_days)
+        )
+        dirs = InstanceDirs(settings.asterisk_dir)
+        self.flows = FlowRegistry(settings.flows_dir)
+        self.ivr = FlowRunner(
+            self.flows.current,
+            dirs.sounds,
+            system_name=settings.system_name,
+            database=self.database,
+            tickets=self.tickets,
+            calendar=calendar,
+            spool_dir=dirs.spool,
+        )
+        # The flows are the route table (agi://host:port/<flow>); it is swapped on reload, so
+        # every session goes through the runner, which sends unknown routes to the call-takers.
         self.agi = FastAgiServer(
             settings.agi_host,
             settings.agi_port,
-            route_table(ivr.routes()),
+            {},
+            unknown_route=self.ivr.handle,
             idle_timeout=settings.agi_idle_timeout,
             bus=self.bus,
         )
@@ -61,10 +78,6 @@ class Engine:
             handlers=handlers,
             ping_interval=settings.ami_ping_interval,
             max_backoff=settings.ami_max_backoff,
-        )
-        calendar = load_calendar(settings.holidays_file or DEFAULT_CALENDAR, settings.timezone)
-        self.tickets = TicketService(
-            calendar, SlaPolicy(verify_days=settings.verify_days, follow_up_days=settings.follow_up_days)
         )
         self.webhooks = WebhookSender(self.database, source=settings.system_name, bus=self.bus)
         self.web = create_web_app(self.health, ApiDeps(self.database, self.tickets, self.bus, self.webhooks))
@@ -82,10 +95,12 @@ class Engine:
             # The engine still answers calls; /healthz and the API report the database.
             log.error("database migration failed: %s", str(exc).splitlines()[0])
         await self.database.check_async()
+        await loop.run_in_executor(None, lambda: self.flows.load(initial=True))
         await _listen("FastAGI", self.settings.agi_host, self.settings.agi_port, self.agi.start())
         self._tasks.append(asyncio.create_task(self.ami.run(), name="ami"))
         self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhooks"))
         self._tasks.append(asyncio.create_task(self._watch_overdue(), name="overdue"))
+        self._tasks.append(asyncio.create_task(self.flows.watch(), name="flows"))
         self._runner = web.AppRunner(self.web, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
@@ -144,6 +159,7 @@ class Engine:
         ok = ami.state.value == "connected" and self.agi.listening and self.database.ready
         return {
             "status": "ok" if ok else "degraded",
+            "ivr": {"flows": sorted(self.flows.current()), "error": self.flows.last_error or None},
             "ami": ami.as_dict(),
             "fastagi": fastagi,
             "database": self.database.health(),

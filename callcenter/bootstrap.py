@@ -23,8 +23,9 @@ CACHE = Path(os.environ.get("CALLCENTER_CACHE_DIR", "/var/cache/callcenter"))
 # Asterisk 22); espeak-ng and sox make IVR prompts and test speech.
 RUN_PACKAGES = ("debootstrap", "espeak-ng", "sox", "util-linux", "ca-certificates")
 # docker-compose (1.29) validates docker-compose.yml without a Docker engine; chromium runs the
-# browser tests (driven by PyPI playwright with executable_path: never `playwright install`).
-TEST_PACKAGES = (*RUN_PACKAGES, "docker-compose", "chromium")
+# browser tests (driven by PyPI playwright with executable_path: never `playwright install`);
+# graphviz draws IVR flows (`callcenter flows graph`).
+TEST_PACKAGES = (*RUN_PACKAGES, "docker-compose", "chromium", "graphviz")
 
 
 def say(message: str) -> None:

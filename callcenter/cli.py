@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,7 +26,10 @@ from callcenter.auth.models import User
 from callcenter.credentials import load_or_create, sip_accounts
 from callcenter.dispatch.seed import seed_directory
 from callcenter.errors import InvalidInput
-from callcenter.ivr.prompts import ensure_prompts
+from callcenter.ivr.flow import LANGUAGES
+from callcenter.ivr.graph import GraphError, render_svg, to_dot
+from callcenter.ivr.loader import FlowError, display_path, flow_files, load_flows
+from callcenter.ivr.prompts import ensure_prompts, flow_prompts
 from callcenter.logs import setup_logging
 from callcenter.settings import ConfigError, Settings, load_settings
 from callcenter.storage.database import Database
@@ -33,7 +37,7 @@ from callcenter.storage.migrate import current, upgrade
 
 log = logging.getLogger("callcenter")
 
-OPERATOR_ERRORS = (ConfigError, ProvisionError, AsteriskError, InvalidInput, SQLAlchemyError)
+OPERATOR_ERRORS = (ConfigError, ProvisionError, AsteriskError, InvalidInput, SQLAlchemyError, FlowError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("name")
     token.add_argument("--label", default="cli", help="what the token is for")
 
+    prompts = sub.add_parser("prompts", help="IVR prompts")
+    prompts_sub = prompts.add_subparsers(dest="action", required=True)
+    prompts_sub.add_parser("build", help="generate missing prompts from the flows' texts (espeak-ng)")
+
+    flows = sub.add_parser("flows", help="IVR flows (ivr_flows/*.yaml): check them, draw them")
+    flows_sub = flows.add_subparsers(dest="action", required=True)
+    check = flows_sub.add_parser("check", help="check flow files; prints every problem with its line")
+    check.add_argument(
+        "paths", nargs="*", metavar="PATH", help="flow files or folders (default: the flows_dir setting)"
+    )
+    graph = flows_sub.add_parser("graph", help="draw a flow of flows_dir as SVG (needs Graphviz)")
+    graph.add_argument("flow", metavar="FLOW", help="the flow's name, e.g. hotline")
+    graph.add_argument("-o", "--output", required=True, metavar="OUT.svg", help="the SVG file to write")
+    graph.add_argument("--lang", choices=LANGUAGES, help="language of the prompt texts shown")
+
     phone = sub.add_parser("phone", help="terminal softphone for an agent station")
     phone.add_argument("--station", help="an account of the local profile, e.g. agent1")
     phone.add_argument("--username")
@@ -95,8 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = COMMANDS[args.command]
         return handler(settings, args)
     except OPERATOR_ERRORS as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"callcenter: error: {message}", file=sys.stderr)
+        # A flow file can have several problems: each is its own line (file:line: ...).
+        lines = str(exc).splitlines() or [type(exc).__name__]
+        for line in lines if isinstance(exc, FlowError) else lines[:1]:
+            print(f"callcenter: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -123,10 +144,20 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_prompts(settings: Settings, owner: tuple[int, int] | None) -> list[Path]:
+    """Prompts of the flows in flows_dir; broken flows are reported, not fatal, here."""
+    try:
+        flows = load_flows([settings.flows_dir])
+    except FlowError as exc:
+        log.error("IVR flows have problems; prompts not built:\n%s", exc)
+        return []
+    return ensure_prompts(InstanceDirs(settings.asterisk_dir).sounds, flow_prompts(flows.values()), owner)
+
+
 def _asterisk_up(settings: Settings) -> AsteriskProcess:
     install = locate(settings)
     process = AsteriskProcess(settings, install)
-    ensure_prompts(InstanceDirs(settings.asterisk_dir).sounds, owner=install.uid_gid)
+    _build_prompts(settings, install.uid_gid)
     status = process.up()
     log.info("Asterisk up: %s, pid %s", status.version, status.pid)
     return process
@@ -144,7 +175,7 @@ def cmd_asterisk(settings: Settings, args: argparse.Namespace) -> int:
         # runs beside us, readable by the user we run as.
         dirs = InstanceDirs(settings.asterisk_dir)
         written = render(settings, load_or_create(settings), dirs)
-        ensure_prompts(dirs.sounds)
+        _build_prompts(settings, None)
         print(f"wrote {len(written)} configuration files to {dirs.etc}")
         return 0
     if args.action == "up":
@@ -191,8 +222,6 @@ def cmd_phone(settings: Settings, args: argparse.Namespace) -> int:
         username, password = args.username, sys.stdin.readline().rstrip("\n")
     else:
         raise ConfigError("give --station NAME, or --username NAME with --password-stdin")
-    from pathlib import Path
-
     code: int = asyncio.run(
         run_softphone(
             username=username,
@@ -247,7 +276,52 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prompts(settings: Settings, args: argparse.Namespace) -> int:
+    flows = load_flows([settings.flows_dir])  # problems are an error here: exit 2 with them
+    sounds = InstanceDirs(settings.asterisk_dir).sounds
+    try:
+        owner = locate(settings, build=False).uid_gid
+    except ProvisionError:
+        owner = None  # no local Asterisk (yet): files stay ours
+    written = ensure_prompts(sounds, flow_prompts(flows.values()), owner)
+    print(f"{len(written)} prompt(s) generated in {sounds / 'callcenter'}")
+    return 0
+
+
+def cmd_flows(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "check":
+        return _check_flows(settings, [Path(p) for p in args.paths])
+    return _graph_flow(settings, args.flow, Path(args.output), args.lang)
+
+
+def _check_flows(settings: Settings, paths: list[Path]) -> int:
+    """Every problem is printed (by main, one line each, exit 2); else one ok line."""
+    paths = paths or [settings.flows_dir]
+    if not flow_files(paths):
+        raise ConfigError(f"no flow files (*.yaml) in {', '.join(display_path(p) for p in paths)}")
+    flows = load_flows(paths)
+    count = f"{len(flows)} flow" + ("" if len(flows) == 1 else "s")
+    print(f"ok: {count} ({', '.join(sorted(flows))})")
+    return 0
+
+
+def _graph_flow(settings: Settings, name: str, out: Path, lang: str | None) -> int:
+    flows = load_flows([settings.flows_dir])
+    if name not in flows:
+        where = display_path(settings.flows_dir)
+        raise ConfigError(f"no flow {name!r} in {where} (flows: {', '.join(sorted(flows)) or 'none'})")
+    try:
+        render_svg(to_dot(flows[name], lang), out)
+    except GraphError as exc:
+        print(f"callcenter: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}: flow {name}, {len(flows[name].nodes)} nodes")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "flows": cmd_flows,
+    "prompts": cmd_prompts,
     "db": cmd_db,
     "users": cmd_users,
     "serve": cmd_serve,

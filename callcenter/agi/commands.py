@@ -124,6 +124,28 @@ class SayDigits:
 
 
 @dataclass(frozen=True)
+class RecordFile:
+    """Record what the caller says (e.g. for a speech choice); a key in ``escape_digits`` or
+    ``silence`` seconds of quiet ends it. Reply: result 0 on timeout/silence, the key's ASCII
+    code with data 'dtmf', -1 on hang-up."""
+
+    filename: str
+    format: str
+    escape_digits: str
+    timeout_ms: int
+    silence: int = 0
+
+    def render(self) -> str:
+        if self.format not in ("wav", "gsm", "sln") or not 0 < self.timeout_ms <= 120_000:
+            raise AgiCommandError("RECORD FILE format or timeout out of range")
+        tail = f" s={self.silence}" if self.silence else ""
+        return (
+            f"RECORD FILE {quote(self.filename)} {self.format} {quote(_digits(self.escape_digits))} "
+            f"{self.timeout_ms}{tail}"
+        )
+
+
+@dataclass(frozen=True)
 class SetVariable:
     name: str
     value: str
@@ -149,4 +171,6 @@ class Verbose:
         return f"VERBOSE {quote(self.message)} {self.level}"
 
 
-AgiCommand = Answer | Hangup | StreamFile | GetData | SayDigits | SetVariable | GetVariable | Verbose
+AgiCommand = (
+    Answer | Hangup | StreamFile | GetData | SayDigits | RecordFile | SetVariable | GetVariable | Verbose
+)

@@ -99,6 +99,7 @@ class AgiSession:
                 reply = parse_reply(text)
             except ValueError as exc:
                 raise AgiProtocolError(str(exc)) from None
+            log.debug("call %s: AGI reply %s", self.uniqueid, text)
             if reply.code == 100:
                 continue
             if reply.code == 511 or (self.hung_up and reply.result.startswith("-1")):
@@ -203,7 +204,7 @@ class FastAgiServer:
         self._server = await asyncio.start_server(
             self._accept, self.host, self.port, limit=MAX_LINE, reuse_address=True
         )
-        routes = ", ".join(sorted(self._routes))
+        routes = ", ".join(sorted(self._routes)) or "all to the IVR flows"
         log.info("FastAGI listening on %s:%s (routes: %s)", self.host, self.bound_port, routes)
 
     async def stop(self) -> None:
@@ -248,9 +249,9 @@ class FastAgiServer:
         session = AgiSession(reader, writer, env, self.idle_timeout, self._bus)
         handler = self._routes.get(session.route)
         if handler is None:
-            log.warning("FastAGI: unknown route %r (call %s)", session.route, session.uniqueid)
             handler = self._unknown_route
             if handler is None:
+                log.warning("FastAGI: unknown route %r (call %s)", session.route, session.uniqueid)
                 return
         try:
             await handler(session)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from callcenter.agi.commands import GetData, GetVariable, SetVariable
 from callcenter.agi.server import AgiSession, FastAgiServer, route_table
-from callcenter.ivr.placeholder import PlaceholderIvr
 
 Replies = Callable[[str], str]
 
@@ -67,10 +67,32 @@ def answers(digits: str) -> Replies:
     return reply
 
 
+SERVICES = {"1": "police", "2": "fire", "3": "ambulance"}
+
+
+class GreetingIvr:
+    """A small IVR of the kind the flows produce: linkedid, one key, two variables."""
+
+    def __init__(self, sounds: Path) -> None:
+        self.sounds = sounds
+
+    async def emergency(self, session: AgiSession) -> None:
+        await session.run(GetVariable("CHANNEL(linkedid)"))
+        key = (await session.run(GetData(f"{self.sounds}/callcenter/greeting-112", 5000, 1))).result
+        await session.run(SetVariable("CC_CHOICE", SERVICES.get(key, "")))
+        await session.run(SetVariable("CC_QUEUE", "q112"))
+
+    async def hotline(self, session: AgiSession) -> None:
+        await session.run(GetVariable("CHANNEL(linkedid)"))
+        await session.run(GetData(f"{self.sounds}/callcenter/greeting-hotline", 5000, 1))
+        await session.run(SetVariable("CC_QUEUE", "hotline"))
+
+
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[FastAgiServer]:
-    ivr = PlaceholderIvr(tmp_path / "sounds")
-    srv = FastAgiServer("127.0.0.1", 0, route_table(ivr.routes()), idle_timeout=1.0)
+    ivr = GreetingIvr(tmp_path / "sounds")
+    routes = route_table([("112", ivr.emergency), ("hotline", ivr.hotline)])
+    srv = FastAgiServer("127.0.0.1", 0, routes, idle_timeout=1.0)
     await srv.start()
     yield srv
     await srv.stop()

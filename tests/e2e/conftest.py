@@ -20,9 +20,12 @@ from callcenter.asterisk.process import AsteriskError, AsteriskProcess
 from callcenter.asterisk.provision import ProvisionError, locate
 from callcenter.asterisk.render import InstanceDirs
 from callcenter.credentials import SipAccount, load_or_create, sip_accounts
-from callcenter.ivr.prompts import ensure_prompts
+from callcenter.ivr.loader import load_flows
+from callcenter.ivr.prompts import ensure_prompts, flow_prompts
 from callcenter.settings import Settings, load_settings
 from tests.realparts import missing, speak
+
+FLOWS = Path(__file__).resolve().parents[2] / "ivr_flows"
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -46,6 +49,7 @@ def pbx_settings() -> Iterator[Settings]:
         "CALLCENTER_RTP_PORT_END": "21999",
         "CALLCENTER_AMI_PING_INTERVAL": "2",
         "CALLCENTER_CACHE_DIR": os.environ.get("CALLCENTER_CACHE_DIR", "/var/cache/callcenter"),
+        "CALLCENTER_FLOWS_DIR": str(FLOWS),
     }
     yield load_settings(environ=environ, base_dir=base)
     shutil.rmtree(base, ignore_errors=True)
@@ -58,7 +62,8 @@ def asterisk(pbx_settings: Settings) -> Iterator[AsteriskProcess]:
     except ProvisionError as exc:
         missing(f"Asterisk 22: {exc}")
     process = AsteriskProcess(pbx_settings, install)
-    ensure_prompts(InstanceDirs(pbx_settings.asterisk_dir).sounds, owner=install.uid_gid)
+    prompts = flow_prompts(load_flows([pbx_settings.flows_dir]).values())
+    ensure_prompts(InstanceDirs(pbx_settings.asterisk_dir).sounds, prompts, owner=install.uid_gid)
     try:
         process.up()
     except AsteriskError as exc:
