@@ -11,7 +11,11 @@ import asyncio
 import contextlib
 import errno
 import logging
+import multiprocessing
 import signal
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 from aiohttp import web
 from panoramisk.message import Message
@@ -32,6 +36,8 @@ from callcenter.storage.database import Database
 from callcenter.storage.migrate import upgrade
 from callcenter.tickets.service import TicketService
 from callcenter.tickets.sla import DEFAULT_CALENDAR, SlaPolicy, load_calendar
+from callcenter.transcription.choice import recognize_choice
+from callcenter.transcription.recognizer import TranscriptionError
 from callcenter.web.api.routes import TicketChanged
 from callcenter.web.app import ApiDeps, create_web_app
 
@@ -57,7 +63,9 @@ class Engine:
             tickets=self.tickets,
             calendar=calendar,
             spool_dir=dirs.spool,
+            recognize=self._recognize,
         )
+        self._speech_pool: ProcessPoolExecutor | None = None
         # The flows are the route table (agi://host:port/<flow>); it is swapped on reload, so
         # every session goes through the runner, which sends unknown routes to the call-takers.
         self.agi = FastAgiServer(
@@ -120,6 +128,8 @@ class Engine:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.webhooks.close()
+        if self._speech_pool is not None:
+            self._speech_pool.shutdown(wait=False, cancel_futures=True)
         await self.agi.stop()
         await asyncio.get_running_loop().run_in_executor(None, self.database.close)
         log.info("engine stopped")
@@ -133,6 +143,25 @@ class Engine:
             except SQLAlchemyError as exc:
                 log.error("call %s: recording not catalogued: %s", closed.linkedid, exc)
             self.bus.publish(closed)
+
+    async def _recognize(self, audio: Path, grammar: list[str], engine: str) -> str | None:
+        """Which grammar word the caller said, decoded in a worker process (never on the loop)."""
+        loop = asyncio.get_running_loop()
+        if self._speech_pool is None:
+            self._speech_pool = ProcessPoolExecutor(
+                max_workers=self.settings.speech_workers, mp_context=multiprocessing.get_context("spawn")
+            )
+        try:
+            return await asyncio.wait_for(
+                loop.run_in_executor(self._speech_pool, recognize_choice, engine, str(audio), grammar),
+                self.settings.speech_timeout,
+            )
+        except (TranscriptionError, TimeoutError, BrokenProcessPool, OSError) as exc:
+            log.warning("speech not recognised (%s): %s", engine, exc or type(exc).__name__)
+            return None
+        finally:
+            # The caller's words are in the call recording already; this snippet is not kept.
+            await loop.run_in_executor(None, lambda: audio.unlink(missing_ok=True))
 
     async def _watch_overdue(self) -> None:
         """Flag and escalate tickets past a deadline, once a minute (or as configured)."""

@@ -78,6 +78,10 @@ class Settings:
     follow_up_days: int = 5
     overdue_check_interval: float = 60.0
 
+    # Speech choices in the IVR: worker processes that decode, and how long a caller may wait.
+    speech_workers: int = 1
+    speech_timeout: float = 20.0
+
     # Internal: the file the settings came from, for messages.
     source: str = field(default="defaults", compare=False)
 
@@ -227,6 +231,8 @@ def _validated(settings: Settings) -> Settings:
                 f"setting '{name}' may hold only letters, digits, '-' and '_', "
                 f"got {getattr(settings, name)!r}"
             )
+    if not 1 <= settings.speech_workers <= 16:
+        raise ConfigError("setting 'speech_workers' must be between 1 and 16")
     for name in ("citizen_lines", "agent_stations"):
         if not 1 <= getattr(settings, name) <= 500:
             raise ConfigError(f"setting '{name}' must be between 1 and 500")
