@@ -32,7 +32,7 @@ from callcenter.ivr.prompts import digit_name, prompt_file, prompt_name
 from callcenter.storage.base import utcnow
 from callcenter.storage.database import Database
 from callcenter.tickets.numbering import parse_number
-from callcenter.tickets.service import CallKey, NewTicket, TicketService
+from callcenter.tickets.service import CallKey, NewTicket, TicketService, ensure_call
 from callcenter.tickets.sla import WorkCalendar
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,27 @@ class FlowRunner:
                 "call %s: flow %s failed; sending the call to %s", linkedid, flow.name, FALLBACK_QUEUE
             )
             await session.run(SetVariable("CC_QUEUE", FALLBACK_QUEUE))
+        finally:
+            await self._save_answers(call, flow)
+
+    async def _save_answers(self, call: IvrCall, flow: f.Flow) -> None:
+        """What the caller chose and keyed in, kept on the call (for the screen-pop and history),
+        even when the caller hung up half-way."""
+        answers = {k: v for k, v in call.fields.items() if _FIELD_VALUE.match(v)}
+        answers["flow"] = flow.name
+        answers["language"] = call.language
+        key = CallKey(self.system_name, call.linkedid, call.caller if _FIELD_VALUE.match(call.caller) else "")
+
+        def save(session: Session) -> None:
+            record = ensure_call(session, key, self.clock())
+            record.ivr = {**(record.ivr or {}), **answers}
+            if not record.service:
+                record.service = flow.name[:16]
+
+        try:
+            await self.database.run(save)
+        except SQLAlchemyError as exc:
+            log.error("call %s: IVR answers not saved: %s", call.linkedid, exc)
 
     async def _walk(self, call: IvrCall, flow: f.Flow) -> None:
         node_id: str | None = flow.start

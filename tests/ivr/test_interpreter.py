@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from callcenter.agi.server import FastAgiServer
+from callcenter.calls.records import CallRecord
 from callcenter.dispatch.seed import seed_directory
 from callcenter.ivr import flow as f
 from callcenter.ivr.interpreter import FlowRunner
@@ -142,6 +143,8 @@ async def test_collect_creates_ticket_and_reads_number(setup: tuple[FastAgiServe
             "081200001111",
             "hotline",
         )
+        call = s.scalars(select(CallRecord)).one()
+        assert call.ivr == {"district": "0042", "ticket_number": number, "flow": "menu", "language": "id"}
     # The same call again (a replay) does not make a second ticket.
     again = await run_call(server, "menu", keys("2", "0042"))
     assert next(c for c in again if "CC_TICKET" in c) == ticket_line
