@@ -123,14 +123,11 @@ async def list_tickets(request: web.Request) -> web.Response:
 async def create_ticket(request: web.Request) -> web.Response:
     body = request[BODY]
     call = CallKey(body.call.system_name, body.call.linkedid, body.call.caller_number) if body.call else None
-    new = NewTicket(
-        summary=body.summary, channel=body.channel, description=body.description, category=body.category,
-        priority=body.priority, location_text=body.location_text, district=body.district,
-        reporter_name=body.reporter_name, reporter_contact=body.reporter_contact,
-        reporter_number=body.reporter_number, confidential=body.confidential, anonymous=body.anonymous,
-        call=call,
-    )  # fmt: skip
-    return await _create(request, new)
+    return await _create(request, _new_ticket(body, channel=body.channel, call=call))
+
+
+def _new_ticket(body: schemas.Report, **extra: object) -> NewTicket:
+    return NewTicket(**body.model_dump(include=set(schemas.Report.model_fields)), **extra)  # type: ignore[arg-type]
 
 
 async def _create(request: web.Request, new: NewTicket) -> web.Response:
@@ -227,13 +224,7 @@ async def link_call(request: web.Request) -> web.Response:
 # ---- inbound ("No Wrong Door") ----------------------------------------------------------------
 async def inbound_ticket(request: web.Request) -> web.Response:
     who, body = actor(request), request[BODY]
-    new = NewTicket(
-        summary=body.summary, channel=body.channel, description=body.description, category=body.category,
-        priority=body.priority, location_text=body.location_text, district=body.district,
-        reporter_name=body.reporter_name, reporter_contact=body.reporter_contact,
-        reporter_number=body.reporter_number, confidential=body.confidential, anonymous=body.anonymous,
-        source=who.username, external_id=body.external_id,
-    )  # fmt: skip
+    new = _new_ticket(body, channel=body.channel, source=who.username, external_id=body.external_id)
     return await _create(request, new)
 
 

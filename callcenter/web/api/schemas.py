@@ -28,9 +28,10 @@ class CallRef(Body):
     caller_number: CallerId = ""
 
 
-class TicketCreate(Body):
+class Report(Body):
+    """What a report says, whoever brings it in."""
+
     summary: Annotated[str, StringConstraints(min_length=1, max_length=300)]
-    channel: Channel
     description: Text = ""
     category: Code | None = None
     priority: Priority = "normal"
@@ -41,25 +42,18 @@ class TicketCreate(Body):
     reporter_number: Number = ""
     confidential: bool = False
     anonymous: bool = False
+
+
+class TicketCreate(Report):
+    channel: Channel
     call: CallRef | None = None
 
 
-class InboundTicket(Body):
+class InboundTicket(Report):
     """A report from another channel (SMS gateway, web form, mobile app)."""
 
     external_id: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    summary: Annotated[str, StringConstraints(min_length=1, max_length=300)]
     channel: Literal["web", "sms", "api"] = "api"
-    description: Text = ""
-    category: Code | None = None
-    priority: Priority = "normal"
-    location_text: Annotated[str, StringConstraints(max_length=500)] = ""
-    district: Annotated[str, StringConstraints(max_length=100)] = ""
-    reporter_name: Short = ""
-    reporter_contact: Short = ""
-    reporter_number: Number = ""
-    confidential: bool = False
-    anonymous: bool = False
 
 
 class ForwardedReporter(BaseModel):
