@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/tickets.py [--backend sqlite|postgresql|both] [--tickets N]
         [--concurrency C] [--seconds LIMIT] [--rounds R] [--client process|inprocess]
-        [--json PATH] [--pyspy PATH_TO_PY_SPY]
+        [--json PATH] [--pyspy PATH_TO_PY_SPY] [--executor-threads K]
 
 For each back end: a fresh, migrated database (a temporary SQLite file, or a ``cc_bench_<hex>``
 database on the local PostgreSQL that is dropped afterwards), the seeded directory, an agent with
@@ -44,7 +44,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,9 +58,9 @@ if str(ROOT) not in sys.path:
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
-from aiohttp.test_utils import make_mocked_request  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.exc import OperationalError  # noqa: E402
 
 from callcenter.auth import service as auth  # noqa: E402
 from callcenter.dispatch.seed import seed_directory  # noqa: E402
@@ -81,6 +81,7 @@ CREATE_PATHS = ("raw-insert", "raw-counter", "service", "handler", "api")
 TRANSITION_PATHS = ("service", "handler", "api")
 TRAIL = ["created", "start", "resolve"]
 HZ = os.sysconf("SC_CLK_TCK")
+PYSPY_RATE = 500
 
 
 def ticket_fields(i: int) -> dict[str, Any]:
@@ -119,7 +120,7 @@ async def drive(
                 return
             try:
                 result, times = await task(item)
-            except Exception as exc:  # noqa: BLE001 - counted and reported, the run goes on
+            except Exception as exc:  # counted and reported; the run goes on
                 errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
                 continue
             results.append(result)
@@ -144,9 +145,7 @@ async def http_phase(
     timeout = aiohttp.ClientTimeout(total=min(60.0, seconds))
     connector = aiohttp.TCPConnector(limit=concurrency)
     headers = {"Authorization": f"Bearer {token}"}
-    async with aiohttp.ClientSession(
-        base_url, headers=headers, timeout=timeout, connector=connector
-    ) as http:
+    async with aiohttp.ClientSession(base_url, headers=headers, timeout=timeout, connector=connector) as http:
 
         async def post(path: str, body: dict[str, Any], expect: int) -> tuple[dict[str, Any], float]:
             began = time.perf_counter()
@@ -204,6 +203,14 @@ def _postgres_cpu() -> float:
     return total / HZ
 
 
+def background_load(seconds: float = 2.0) -> float:
+    """How busy the machine is before the run starts, in % of one core (other people's work
+    on a shared machine shows up here and in the 'other' CPU column)."""
+    before = _machine_busy()
+    time.sleep(seconds)
+    return round(100 * (_machine_busy() - before) / seconds, 1)
+
+
 def cpu_snapshot() -> dict[str, float]:
     return {"server": time.process_time(), "machine": _machine_busy(), "postgres": _postgres_cpu()}
 
@@ -244,6 +251,9 @@ class Stat:
     def summary(self, baseline: Stat | None) -> dict[str, Any]:
         ordered = sorted(self.latencies)
         per = 1000 / self.count if self.count else float("nan")
+        cpu = dict(self.cpu)
+        # whatever else ran on the machine meanwhile (kernel threads, other people's work)
+        cpu["other"] = cpu.get("machine", 0) - sum(v for k, v in cpu.items() if k != "machine")
         return {
             "operation": self.operation,
             "path": self.path,
@@ -261,7 +271,7 @@ class Stat:
             "ratio_to_service": round(self.rate / baseline.rate, 3) if baseline and baseline.rate else None,
             # CPU seconds per ticket (ms): this process (server side, all threads), the load
             # generator process, every postgres process, and the whole machine.
-            "cpu_ms_per_ticket": {k: round(v * per, 3) for k, v in sorted(self.cpu.items())},
+            "cpu_ms_per_ticket": {k: round(v * per, 3) for k, v in sorted(cpu.items())},
             "machine_busy_pct": round(100 * self.cpu["machine"] / self.elapsed, 1) if self.elapsed else None,
         }
 
@@ -289,6 +299,15 @@ def fresh_database(backend: str) -> Iterator[str]:
 
 async def no_health() -> dict[str, object]:
     return {"status": "ok"}
+
+
+class HandlerRequest(dict[Any, Any]):
+    """What a route handler reads from its request once the framework has authenticated the
+    caller and parsed the body: the app, the path parameters and the request keys."""
+
+    def __init__(self, app: web.Application, match_info: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.app, self.match_info = app, match_info or {}
 
 
 class Backend:
@@ -321,7 +340,11 @@ class Backend:
 
     def _seed(self) -> None:
         backend = self.db.url.get_backend_name()
-        serial = "INTEGER PRIMARY KEY" if backend == "sqlite" else "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+        serial = (
+            "INTEGER PRIMARY KEY"
+            if backend == "sqlite"
+            else "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+        )
         with self.db.transaction() as s, s.begin():
             seed_directory(s)
             user = auth.create_user(s, "bench-agent", secrets.token_urlsafe(16), "agent")
@@ -336,7 +359,9 @@ class Backend:
         await asyncio.get_running_loop().run_in_executor(None, self.db.close)
 
     # ---- the paths below the API -----------------------------------------------------------------
-    def _timed(self, call: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Awaitable[tuple[Any, list[float]]]]:
+    def _timed(
+        self, call: Callable[[Any], Awaitable[Any]]
+    ) -> Callable[[Any], Awaitable[tuple[Any, list[float]]]]:
         async def task(item: Any) -> tuple[Any, list[float]]:
             began = time.perf_counter()
             result = await call(item)
@@ -355,7 +380,9 @@ class Backend:
         def work(s: Any) -> int:
             last = s.execute(text("UPDATE bench_counter SET last = last + 1 WHERE id = 1 RETURNING last"))
             n = int(last.scalar_one())
-            s.execute(text("INSERT INTO bench_floor (n, note) VALUES (:n, :note)"), {"n": n, "note": "counter"})
+            s.execute(
+                text("INSERT INTO bench_floor (n, note) VALUES (:n, :note)"), {"n": n, "note": "counter"}
+            )
             return n
 
         return await self.db.run(work)
@@ -365,7 +392,7 @@ class Backend:
         return await self.db.run(lambda s: self.service.create(s, new, self.actor)[0].number)
 
     async def _handler_create(self, i: int) -> str:
-        request = make_mocked_request("POST", "/api/v1/tickets", app=self.app)
+        request: Any = HandlerRequest(self.app)
         request[ACTOR] = self.actor
         request[BODY] = schemas.TicketCreate.model_validate(ticket_fields(i))
         response = await routes.create_ticket(request)
@@ -375,8 +402,12 @@ class Backend:
     async def _service_transitions(self, number: str) -> tuple[str, list[float]]:
         times = []
         for target in ("diproses", "selesai"):
+
+            def move(session: Any, target: str = target) -> None:
+                self.service.transition(session, number, target, self.actor)
+
             began = time.perf_counter()
-            await self.db.run(lambda s, t=target: self.service.transition(s, number, t, self.actor))
+            await self.db.run(move)
             times.append(time.perf_counter() - began)
         return number, times
 
@@ -384,9 +415,7 @@ class Backend:
         times = []
         for target in ("diproses", "selesai"):
             began = time.perf_counter()
-            request = make_mocked_request(
-                "POST", f"/api/v1/tickets/{number}/transitions", app=self.app, match_info={"number": number}
-            )
+            request: Any = HandlerRequest(self.app, {"number": number})
             request[ACTOR] = self.actor
             request[BODY] = schemas.Transition(to=target)
             response = await routes.transition_ticket(request)
@@ -402,7 +431,9 @@ class Backend:
         if path == "api":
             job = (self.base_url, self.token, operation, items, c, limit)
             if self.pool is not None:
-                outcome = await asyncio.get_running_loop().run_in_executor(self.pool, http_phase_in_child, job)
+                outcome = await asyncio.get_running_loop().run_in_executor(
+                    self.pool, http_phase_in_child, job
+                )
             else:
                 outcome = await http_phase(*job)
         else:
@@ -451,10 +482,14 @@ class Backend:
             distinct = s.scalar(select(func.count(func.distinct(Ticket.number)))) or 0
             last = s.scalar(select(func.max(TicketSequence.last))) or 0
             max_seq = s.scalar(select(func.max(Ticket.seq))) or 0
-            not_done = s.scalar(select(func.count()).select_from(Ticket).where(Ticket.status != "selesai")) or 0
+            not_done = (
+                s.scalar(select(func.count()).select_from(Ticket).where(Ticket.status != "selesai")) or 0
+            )
             trails: dict[int, list[str]] = {}
             for ticket_id, kind in s.execute(
-                select(TicketEvent.ticket_id, TicketEvent.kind).order_by(TicketEvent.ticket_id, TicketEvent.id)
+                select(TicketEvent.ticket_id, TicketEvent.kind).order_by(
+                    TicketEvent.ticket_id, TicketEvent.id
+                )
             ):
                 trails.setdefault(ticket_id, []).append(kind)
             in_db = set(s.scalars(select(Ticket.number)))
@@ -468,7 +503,9 @@ class Backend:
             problems.append(f"{not_done} tickets are not 'selesai'")
         wrong = [t for t, kinds in trails.items() if kinds != TRAIL]
         if wrong or len(trails) != total:
-            problems.append(f"{len(wrong)} trails differ from {TRAIL}; {len(trails)} trails for {total} tickets")
+            problems.append(
+                f"{len(wrong)} trails differ from {TRAIL}; {len(trails)} trails for {total} tickets"
+            )
         missing = [n for p in TRANSITION_PATHS for n in self.numbers[p] if n not in in_db]
         if missing:
             problems.append(f"{len(missing)} returned numbers are not in the database, e.g. {missing[:3]}")
@@ -481,8 +518,8 @@ def database_facts(url: str) -> dict[str, Any]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            show = {k: conn.execute(text(f"SHOW {k}")).scalar() for k in
-                    ("server_version", "synchronous_commit", "fsync", "shared_buffers", "max_connections")}  # fmt: skip
+            names = ("server_version", "synchronous_commit", "fsync", "shared_buffers", "max_connections")
+            show = {k: conn.execute(text(f"SHOW {k}")).scalar() for k in names}
     finally:
         engine.dispose()
     return {"postgresql": show}
@@ -520,9 +557,9 @@ def pyspy(binary: str | None, out: Path | None) -> Iterator[None]:
     if not binary or out is None:
         yield
         return
-    proc = subprocess.Popen(  # noqa: S603
+    proc = subprocess.Popen(
         [binary, "record", "--pid", str(os.getpid()), "--format", "raw", "--threads", "--gil",
-         "--rate", "250", "--output", str(out), "--nonblocking"],
+         "--rate", str(PYSPY_RATE), "--output", str(out), "--nonblocking"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     time.sleep(1.0)  # let it attach
@@ -536,31 +573,84 @@ def pyspy(binary: str | None, out: Path | None) -> Iterator[None]:
             proc.kill()
 
 
-def summarize_profile(path: Path, top: int = 25) -> list[str]:
-    """Inclusive share of the samples of each function, over the server process's threads."""
-    total, by_function, by_thread = 0, Counter[str](), Counter[str]()
+# Functions whose inclusive share of the GIL-holding samples is reported (substring of the frame).
+PROFILE_MARKERS = (
+    ("executor: Database.run (one transaction)", "Database.run.<locals>.unit"),
+    ("  pool checkout incl. pre-ping", "_ConnectionFairy._checkout"),
+    ("    pre-ping", "do_ping"),
+    ("  TicketService.create", "TicketService.create "),
+    ("    next_number (sequence row)", "next_number"),
+    ("    _category lookup", "TicketService._category"),
+    ("  TicketService.transition", "TicketService.transition"),
+    ("  TicketService.get", "TicketService.get "),
+    ("  Directory (2 SELECTs per request)", "Directory.__init__"),
+    ("  suggested_agency", "TicketService.suggested_agency"),
+    ("  ticket_json", "ticket_json"),
+    ("  Session flush", "Session._flush"),
+    ("  commit", "SessionTransaction.commit"),
+    ("  Session.close", "Session.close"),
+    ("event loop: aiohttp request handling", "RequestHandler._handle_request"),
+    ("  body JSON + pydantic", "parse_body"),
+    ("  json_ok (response JSON)", "json_ok"),
+    ("  security_headers", "security_headers"),
+    ("event loop: asyncio machinery", "BaseEventLoop._run_once"),
+)
+COMPONENTS = ("psycopg", "sqlalchemy", "aiohttp", "pydantic", "callcenter", "json/", "asyncio/",
+              "concurrent/", "threading", "multidict", "yarl")  # fmt: skip
+
+
+def summarize_profile(path: Path, rate: int, seconds: float) -> list[str]:
+    """What the thread holding the GIL was doing (py-spy --gil samples of this process)."""
+    total = 0
+    by_thread, inclusive, leaf = Counter[str](), Counter[str](), Counter[str]()
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
-        if not stack:
+        if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
         frames = stack.split(";")
         total += count
-        by_thread[frames[0].split(" ")[0]] += count
-        for frame in set(frames[1:]):
-            by_function[frame.split(" (")[0] + " (" + frame.rsplit("/", 1)[-1]] += count
-    lines = [f"{total} samples; by thread: " + ", ".join(f"{t} {100 * n / total:.0f}%" for t, n in by_thread.most_common())]
-    lines += [f"{100 * n / total:5.1f}%  {name}" for name, n in by_function.most_common(top)]
+        thread = frames[0].split(": ", 1)[-1]
+        by_thread["executor threads" if thread.startswith("asyncio_") else thread] += count
+        for label, marker in PROFILE_MARKERS:
+            if any(marker in f for f in frames[1:]):
+                inclusive[label] += count
+        last = frames[-1]
+        leaf[next((c.rstrip("/") for c in COMPONENTS if "(" + c in last), "other")] += count
+    if not total:
+        return ["no samples"]
+
+    def pct(n: int) -> str:
+        return f"{100 * n / total:5.1f}%"
+
+    lines = [
+        f"{total} GIL-holding samples at {rate} Hz over {seconds:.1f} s: the GIL was seen held in "
+        f"{100 * total / (rate * seconds):.0f}% of the sampling slots (a lower bound: py-spy misses "
+        "slots when the CPU is saturated)",
+        "by thread: " + ", ".join(f"{t} {pct(n).strip()}" for t, n in by_thread.most_common()),
+        "self time by component: " + ", ".join(f"{c} {pct(n).strip()}" for c, n in leaf.most_common()),
+        "inclusive:",
+    ]
+    lines += [f"  {pct(inclusive[label])}  {label}" for label, _ in PROFILE_MARKERS]
     return lines
 
 
 # ---- main --------------------------------------------------------------------------------------------
-async def run_backend(backend: str, args: argparse.Namespace, pool: ProcessPoolExecutor | None) -> dict[str, Any]:
+async def run_backend(
+    backend: str, args: argparse.Namespace, pool: ProcessPoolExecutor | None
+) -> dict[str, Any]:
     with fresh_database(backend) as url:
         bench = Backend(url, args, pool)
         await bench.start()
         try:
             facts = database_facts(url)
+            facts["background_busy_pct_of_one_core"] = background_load()
+            if facts["background_busy_pct_of_one_core"] > 20:
+                print(
+                    f"warning: the machine is already {facts['background_busy_pct_of_one_core']}% busy "
+                    "(of one core) before the run; the numbers will be noisy",
+                    flush=True,
+                )
             assert bench.db.engine is not None
             facts["pool"] = bench.db.engine.pool.status()
             warm = min(args.tickets, 2 * args.concurrency)
@@ -575,8 +665,12 @@ async def run_backend(backend: str, args: argparse.Namespace, pool: ProcessPoolE
             if args.pyspy:
                 out = Path(tempfile.gettempdir()) / f"cc_bench_{backend}_{os.getpid()}.txt"
                 with pyspy(args.pyspy, out):
+                    began = time.perf_counter()
                     await bench.round(size, ("api",), record=False)
-                profile = summarize_profile(out) if out.exists() else ["py-spy wrote nothing"]
+                    took = time.perf_counter() - began
+                profile = (
+                    summarize_profile(out, PYSPY_RATE, took) if out.exists() else ["py-spy wrote nothing"]
+                )
                 profile.insert(0, f"folded stacks: {out}")
             expected = {p: size * args.rounds for p in TRANSITION_PATHS}
             if args.pyspy:
@@ -600,14 +694,14 @@ async def run_backend(backend: str, args: argparse.Namespace, pool: ProcessPoolE
 def render(result: dict[str, Any]) -> str:
     out = [f"### {result['backend']}  ({json.dumps(result['database'])})", ""]
     out.append(
-        "| operation | path | count | errors | tickets/s | p50 ms | p95 ms | p99 ms | × service "
-        "| CPU ms/ticket server / client / postgres | machine busy |"
+        "| operation | path | count | errors | tickets/s | p50 ms | p95 ms | p99 ms | ratio to service "
+        "| CPU ms/ticket server / client / postgres / other | machine busy |"
     )
     out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in result["rows"]:
         cpu = r["cpu_ms_per_ticket"]
         ratio = f"{r['ratio_to_service']:.2f}" if r["ratio_to_service"] is not None else "-"
-        cpu_text = f"{cpu.get('server', 0):.2f} / {cpu.get('client', 0):.2f} / {cpu.get('postgres', 0):.2f}"
+        cpu_text = " / ".join(f"{cpu.get(k, 0):.2f}" for k in ("server", "client", "postgres", "other"))
         out.append(
             f"| {r['operation']} | {r['path']} | {r['count']} | {r['errors']} | {r['tickets_per_s']:.0f} "
             f"| {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {ratio} | {cpu_text} "
@@ -630,6 +724,9 @@ def render(result: dict[str, Any]) -> str:
 async def main_async(args: argparse.Namespace) -> int:
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     facts = machine_facts(args)
+    if args.executor_threads:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(args.executor_threads))
+        facts["default_executor_threads"] = args.executor_threads
     print("machine:", json.dumps(facts), flush=True)
     pool = None
     if args.client == "process":
@@ -639,14 +736,20 @@ async def main_async(args: argparse.Namespace) -> int:
         if pool is not None:  # start the load generator now, not inside the first timed phase
             await asyncio.get_running_loop().run_in_executor(pool, int, "0")
         for backend in backends:
-            result = await run_backend(backend, args, pool)
+            try:
+                result = await run_backend(backend, args, pool)
+            except OperationalError as exc:
+                reason = str(exc.orig or exc).splitlines()[0]
+                print(f"{backend}: database not reachable ({reason}); see docs/PERFORMANCE.md", flush=True)
+                return 2
             results.append(result)
             print(render(result), "\n", flush=True)
     finally:
         if pool is not None:
             pool.shutdown()
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": facts, "results": results}, indent=2))
+        report = json.dumps({"machine": facts, "results": results}, indent=2)
+        await asyncio.get_running_loop().run_in_executor(None, Path(args.json).write_text, report)
     failed = [p for r in results for p in r["problems"]]
     return 1 if failed else 0
 
@@ -657,12 +760,26 @@ def main() -> int:
     parser.add_argument("--tickets", type=int, default=3000, help="tickets per path (default 3000)")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=120.0, help="time limit of each phase")
-    parser.add_argument("--rounds", type=int, default=2, help="ABBA rounds the tickets are split into")
-    parser.add_argument("--client", choices=("process", "inprocess"), default="process",
-                        help="HTTP load generator in its own process (default) or on the server's loop")
+    parser.add_argument("--rounds", type=int, default=4, help="ABBA rounds the tickets are split into")
+    parser.add_argument(
+        "--client",
+        choices=("process", "inprocess"),
+        default="process",
+        help="HTTP load generator in its own process (default) or on the server's loop",
+    )
+    parser.add_argument(
+        "--executor-threads",
+        type=int,
+        default=0,
+        help="experiment: size of the loop's default executor (default: Python's own)",
+    )
     parser.add_argument("--json", help="also write the results to this file")
-    parser.add_argument("--pyspy", nargs="?", const=shutil.which("py-spy") or "py-spy",
-                        help="after the measured rounds, profile one more API round with py-spy")
+    parser.add_argument(
+        "--pyspy",
+        nargs="?",
+        const=shutil.which("py-spy") or "py-spy",
+        help="after the measured rounds, profile one more API round with py-spy",
+    )
     args = parser.parse_args()
     if args.tickets < args.rounds or args.concurrency < 1 or args.rounds < 1 or args.seconds <= 0:
         parser.error("need --tickets >= --rounds >= 1, --concurrency >= 1 and --seconds > 0")
