@@ -99,6 +99,9 @@ async def test_hotline_creates_a_ticket_and_reads_its_number_back(
         await command(events, asks("hotline-bahasa-id"))
         await citizen.send_dtmf("1")
         await command(events, asks("hotline-kategori-id"))
+        # Nothing pressed: the menu says so and asks again (retries), then a wrong key, then a right one.
+        await command(events, plays("hotline-kategori-timeout-id"))
+        await command(events, asks("hotline-kategori-id"))
         await citizen.send_dtmf("7")  # not on the menu
         await command(events, plays("hotline-kategori-invalid-id"))
         await command(events, asks("hotline-kategori-id"))
