@@ -136,7 +136,9 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     process = _asterisk_up(settings)
     try:
         _print_accounts(settings, as_json=False)
-        print(f"Web: http://{settings.http_host}:{settings.http_port}/healthz   (Ctrl-C stops everything)")
+        web = f"http://{settings.http_host}:{settings.http_port}"
+        print(f"Web: {web}/healthz   API: {web}/api/v1/openapi.json   OPD queue: {web}/opd")
+        print("Ctrl-C stops everything.")
         sys.stdout.flush()
         asyncio.run(serve(settings))
     finally:
