@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -113,8 +114,11 @@ class TicketService:
         deadlines = self.policy.deadlines(self.calendar, now, None)
         number_heard = new.reporter_number or (call.caller_number if call else "")
         reporter = ("", "", "") if new.anonymous else (new.reporter_name, new.reporter_contact, number_heard)
+        # A savepoint only where a twin can race us (same call, same inbound report): it costs a
+        # round trip while the number row is locked.
+        guard = session.begin_nested() if call is not None or new.external_id is not None else nullcontext()
         try:
-            with session.begin_nested():
+            with guard:
                 seq, number = next_number(session, now.year)
                 ticket = Ticket(
                     number=number, year=now.year, seq=seq, channel=new.channel, status=WAITING,
