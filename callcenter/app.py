@@ -34,11 +34,11 @@ from callcenter.recording.closed import recording_closed
 from callcenter.settings import ConfigError, Settings
 from callcenter.storage.database import Database
 from callcenter.storage.migrate import upgrade
+from callcenter.tickets.events import TicketChanged
 from callcenter.tickets.service import TicketService
 from callcenter.tickets.sla import DEFAULT_CALENDAR, SlaPolicy, load_calendar
 from callcenter.transcription.choice import recognize_choice
 from callcenter.transcription.recognizer import TranscriptionError
-from callcenter.web.api.routes import TicketChanged
 from callcenter.web.app import ApiDeps, create_web_app
 
 log = logging.getLogger(__name__)

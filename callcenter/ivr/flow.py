@@ -12,10 +12,15 @@ named ``<flow>-<node>[-<part>]-<lang>``; a recorded file under that name replace
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 LANGUAGES = ("id", "en")
+# Values a flow sets (category, service, ...) and answers it passes on end up in tickets and
+# channel variables: short and plain. The loader requires them of flow files; the interpreter
+# drops anything else the caller produced.
+FIELD_VALUE = re.compile(r"[A-Za-z0-9_ .-]{0,64}")
 Prompt = dict[str, str]  # language -> text
 
 

@@ -42,7 +42,6 @@ MAX_STEPS = 200
 IVR_ACTOR = Actor(user_id=None, username="ivr", role=Role.AGENT)
 DIGITS = "0123456789"
 KEYS = "0123456789*#"
-_FIELD_VALUE = re.compile(r"^[A-Za-z0-9_ .-]{0,64}$")
 
 # Speech: (recording, grammar words, engine) -> the word understood, or None.
 Recognize = Callable[[Path, list[str], str], Awaitable[str | None]]
@@ -57,6 +56,14 @@ class IvrCall:
     fields: dict[str, str] = field(default_factory=dict)
     # Flows we are inside as a subflow: (flow name, node to return to).
     stack: list[tuple[str, str]] = field(default_factory=list)
+
+    def answers(self) -> dict[str, str]:
+        """The collected fields that are plain enough to store and pass on."""
+        return {k: v for k, v in self.fields.items() if f.FIELD_VALUE.fullmatch(v)}
+
+    def key(self, system_name: str) -> CallKey:
+        number = self.caller if f.FIELD_VALUE.fullmatch(self.caller) else ""
+        return CallKey(system_name, self.linkedid, number)
 
 
 class FlowRunner:
@@ -112,10 +119,8 @@ class FlowRunner:
     async def _save_answers(self, call: IvrCall, flow: f.Flow) -> None:
         """What the caller chose and keyed in, kept on the call (for the screen-pop and history),
         even when the caller hung up half-way."""
-        answers = {k: v for k, v in call.fields.items() if _FIELD_VALUE.match(v)}
-        answers["flow"] = flow.name
-        answers["language"] = call.language
-        key = CallKey(self.system_name, call.linkedid, call.caller if _FIELD_VALUE.match(call.caller) else "")
+        answers = {**call.answers(), "flow": flow.name, "language": call.language}
+        key = call.key(self.system_name)
 
         def save(session: Session) -> None:
             record = ensure_call(session, key, self.clock())
@@ -255,16 +260,14 @@ class FlowRunner:
     async def _node_create(
         self, call: IvrCall, flow: f.Flow, node_id: str, node: f.CreateTicket
     ) -> str | None:
-        fields = {k: v for k, v in call.fields.items() if _FIELD_VALUE.match(v)}
+        fields = call.answers()
         new = NewTicket(
             summary=node.summary.get(call.language) or node.summary[flow.language],
             channel=node.channel,
             category=fields.get("category"),
             district=fields.get("district", ""),
             description="; ".join(f"{k}={v}" for k, v in sorted(fields.items())),
-            call=CallKey(
-                self.system_name, call.linkedid, call.caller if _FIELD_VALUE.match(call.caller) else ""
-            ),
+            call=call.key(self.system_name),
         )
 
         def create(session: Session) -> str:
@@ -309,7 +312,7 @@ class FlowRunner:
         if node.prompt:
             await self._play(call, flow, node_id, "")
         choice = call.fields.get("service") or call.fields.get("category") or ""
-        if _FIELD_VALUE.match(choice):
+        if f.FIELD_VALUE.fullmatch(choice):
             await call.session.run(SetVariable("CC_CHOICE", choice))
         if node.priority:
             await call.session.run(SetVariable("QUEUE_PRIO", str(node.priority)))

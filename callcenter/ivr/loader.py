@@ -53,8 +53,6 @@ FLOW_NAME: Final = re.compile(r"[a-z0-9_-]+")
 NODE_ID: Final = re.compile(r"[a-z0-9_]+")
 IDENTIFIER: Final = re.compile(r"[a-z_]+")
 CLOCK: Final = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
-# Values a node sets (category, service, ...) end up in tickets and channel variables: short and plain.
-SET_VALUE: Final = re.compile(r"[A-Za-z0-9_ .-]{1,64}")
 
 _NULL = "tag:yaml.org,2002:null"
 _STR = "tag:yaml.org,2002:str"
@@ -656,7 +654,7 @@ class _FileChecker:
                 ok = False
                 continue
             text = self.text(item, f"{what}: {name}", at=name_key)
-            if text is not None and not SET_VALUE.fullmatch(text):
+            if text is not None and not (text and model.FIELD_VALUE.fullmatch(text)):
                 self.report(
                     name_key,
                     f"{what}: value '{text}' may only have letters, digits, spaces, '.', '_' and '-' "

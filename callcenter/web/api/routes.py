@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Literal
 
@@ -26,6 +25,7 @@ from callcenter.dispatch import webhook
 from callcenter.dispatch.models import EXTERNAL, Agency
 from callcenter.events import EventBus
 from callcenter.storage.base import utcnow
+from callcenter.tickets.events import TicketChanged
 from callcenter.tickets.service import CallKey, NewTicket, TicketFilter, TicketService
 from callcenter.web.api import schemas
 from callcenter.web.api.framework import (
@@ -48,14 +48,6 @@ BUS: web.AppKey[EventBus] = web.AppKey("bus", EventBus)
 
 
 WEBHOOKS: web.AppKey[webhook.WebhookSender] = web.AppKey("webhooks", webhook.WebhookSender)
-
-
-@dataclass(frozen=True)
-class TicketChanged:
-    """Published on the bus after a ticket changed (screens, wallboard)."""
-
-    number: str
-    kind: str
 
 
 # ---- query models ----------------------------------------------------------------------------
