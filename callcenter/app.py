@@ -37,6 +37,7 @@ from callcenter.storage.migrate import upgrade
 from callcenter.tickets.events import TicketChanged
 from callcenter.tickets.service import TicketService
 from callcenter.tickets.sla import DEFAULT_CALENDAR, SlaPolicy, load_calendar
+from callcenter.tickets.writer import TicketWriter
 from callcenter.transcription.choice import recognize_choice
 from callcenter.transcription.recognizer import TranscriptionError
 from callcenter.web.app import ApiDeps, create_web_app
@@ -88,7 +89,10 @@ class Engine:
             max_backoff=settings.ami_max_backoff,
         )
         self.webhooks = WebhookSender(self.database, source=settings.system_name, bus=self.bus)
-        self.web = create_web_app(self.health, ApiDeps(self.database, self.tickets, self.bus, self.webhooks))
+        self.ticket_writer = TicketWriter(self.database, self.tickets)
+        self.web = create_web_app(
+            self.health, ApiDeps(self.database, self.tickets, self.bus, self.webhooks, self.ticket_writer)
+        )
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.http_port = settings.http_port
@@ -128,6 +132,7 @@ class Engine:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.webhooks.close()
+        await self.ticket_writer.close()
         if self._speech_pool is not None:
             self._speech_pool.shutdown(wait=False, cancel_futures=True)
         await self.agi.stop()

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from callcenter.auth.actor import Actor
@@ -29,7 +27,7 @@ from callcenter.storage.base import utcnow
 from callcenter.tickets import lifecycle
 from callcenter.tickets.lifecycle import DONE, WAITING, IllegalTransition
 from callcenter.tickets.models import Ticket, TicketCall, TicketEvent, TicketReview
-from callcenter.tickets.numbering import next_number
+from callcenter.tickets.numbering import format_number, lock_sequence, set_sequence
 from callcenter.tickets.sla import SlaPolicy, WorkCalendar, overdue
 
 
@@ -73,6 +71,24 @@ class TicketFilter:
     offset: int = 0
 
 
+@dataclass(frozen=True)
+class CategoryRoute:
+    id: int
+    code: str
+    agency: str | None  # the agency its routing rule suggests, if that agency is active
+
+
+@dataclass(frozen=True)
+class Creation:
+    """What a creation request got: its ticket, whether it is new, and for a new one the codes
+    of its category and suggested agency (so the answer needs no second query)."""
+
+    ticket: Ticket
+    created: bool
+    category: str | None = None
+    suggested_agency: str | None = None
+
+
 @dataclass
 class TicketDetail:
     ticket: Ticket
@@ -99,51 +115,126 @@ class TicketService:
     def create(self, session: Session, new: NewTicket, actor: Actor) -> tuple[Ticket, bool]:
         """Create a ticket; returns (ticket, created). A replayed call or inbound report returns
         the ticket made the first time instead of a twin."""
+        outcome = self.create_many(session, [(new, actor)])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome.ticket, outcome.created
+
+    def create_many(
+        self, session: Session, requests: Sequence[tuple[NewTicket, Actor]]
+    ) -> list[Creation | Exception]:
+        """Create several tickets in the caller's transaction, one outcome per request.
+
+        A request that breaks a rule (permission, unknown category, ...) gets its exception in
+        its slot and the others go on. The yearly number row is locked before looking for twins
+        (the same call or inbound report) so a twin made by another transaction is always seen;
+        the lock is then held only for the few statements that write, whatever the batch size.
+        """
+        # An int marks a twin of an earlier request in the same batch (its index).
+        outcomes: list[Creation | Exception | int | None] = [None] * len(requests)
+        categories = self._categories(session, {new.category for new, _ in requests if new.category})
+        accepted: list[tuple[int, NewTicket, Actor, CategoryRoute | None]] = []
+        for index, (new, actor) in enumerate(requests):
+            try:
+                route = self._check_new(new, actor, categories)
+            except (Forbidden, InvalidInput) as exc:
+                outcomes[index] = exc
+            else:
+                accepted.append((index, new, actor, route))
+        calls = {new.call: self._call(session, new.call) for _, new, _, _ in accepted if new.call is not None}
+        now = self.clock()
+        if accepted:
+            last = lock_sequence(session, now.year)
+        fresh: list[tuple[int, Ticket, Actor, CategoryRoute | None, CallRecord | None]] = []
+        twins: dict[object, int] = {}
+        for index, new, actor, route in accepted:
+            call = calls.get(new.call) if new.call is not None else None
+            twin_key = _twin_key(new, call)
+            if twin_key is not None:
+                if twin_key in twins:
+                    outcomes[index] = twins[twin_key]
+                    continue
+                existing = self._existing(session, new, call)
+                if existing is not None:
+                    outcomes[index] = Creation(existing, False)
+                    continue
+                twins[twin_key] = index
+            fresh.append((index, self._new_ticket(new, actor, route, call, now), actor, route, call))
+        if fresh:
+            deadlines = self.policy.deadlines(self.calendar, now, None)
+            for offset, (_, ticket, _, _, _) in enumerate(fresh, start=1):
+                ticket.seq = last + offset
+                ticket.number = format_number(now.year, ticket.seq)
+                ticket.verify_by = deadlines.verify_by
+            set_sequence(session, now.year, last + len(fresh))
+            session.add_all([ticket for _, ticket, _, _, _ in fresh])
+            session.flush()
+            for index, ticket, actor, route, call in fresh:
+                if call is not None:
+                    session.add(TicketCall(ticket_id=ticket.id, call_id=call.id))
+                session.add(_event(ticket, actor, "created", to_status=WAITING, at=now, note=ticket.channel))
+                outcomes[index] = Creation(
+                    ticket, True, route.code if route else None, route.agency if route else None
+                )
+            session.flush()
+        for index, outcome in enumerate(outcomes):
+            if isinstance(outcome, int):  # a twin inside this batch: the first one's ticket
+                first = outcomes[outcome]
+                assert isinstance(first, Creation)
+                outcomes[index] = Creation(first.ticket, False, first.category, first.suggested_agency)
+        return [outcome for outcome in outcomes if isinstance(outcome, (Creation, Exception))]
+
+    def _check_new(
+        self, new: NewTicket, actor: Actor, categories: dict[str, CategoryRoute]
+    ) -> CategoryRoute | None:
         if new.source is not None or new.external_id is not None:
             actor.require(Permission.INBOUND_CREATE)
         else:
             actor.require(Permission.TICKET_CREATE)
         _check_choice("channel", new.channel, lifecycle.CHANNELS)
         _check_choice("priority", new.priority, lifecycle.PRIORITIES)
-        category = self._category(session, new.category) if new.category else None
-        call = self._call(session, new.call) if new.call else None
-        existing = self._existing(session, new, call)
-        if existing is not None:
-            return existing, False
-        now = self.clock()
-        deadlines = self.policy.deadlines(self.calendar, now, None)
+        if not new.category:
+            return None
+        route = categories.get(new.category)
+        if route is None:
+            raise InvalidInput("category", f"unknown category {new.category!r}")
+        return route
+
+    def _new_ticket(
+        self,
+        new: NewTicket,
+        actor: Actor,
+        route: CategoryRoute | None,
+        call: CallRecord | None,
+        now: datetime,
+    ) -> Ticket:
         number_heard = new.reporter_number or (call.caller_number if call else "")
         reporter = ("", "", "") if new.anonymous else (new.reporter_name, new.reporter_contact, number_heard)
-        # A savepoint only where a twin can race us (same call, same inbound report): it costs a
-        # round trip while the number row is locked.
-        guard = session.begin_nested() if call is not None or new.external_id is not None else nullcontext()
-        try:
-            with guard:
-                seq, number = next_number(session, now.year)
-                ticket = Ticket(
-                    number=number, year=now.year, seq=seq, channel=new.channel, status=WAITING,
-                    priority=new.priority, category_id=category.id if category else None,
-                    created_by_id=actor.user_id, summary=new.summary, description=new.description,
-                    location_text=new.location_text, district=new.district,
-                    reporter_name=reporter[0], reporter_contact=reporter[1], reporter_number=reporter[2],
-                    confidential=new.confidential or new.anonymous, anonymous=new.anonymous,
-                    origin_call_id=call.id if call else None, source=new.source,
-                    external_id=new.external_id, created_at=now, updated_at=now,
-                    verify_by=deadlines.verify_by,
-                )  # fmt: skip
-                session.add(ticket)
-                session.flush()
-                if call is not None:
-                    session.add(TicketCall(ticket_id=ticket.id, call_id=call.id))
-                session.add(_event(ticket, actor, "created", to_status=WAITING, at=now, note=new.channel))
-                session.flush()
-        except IntegrityError:
-            # Another transaction created it first (same call or same inbound report).
-            existing = self._existing(session, new, call)
-            if existing is None:
-                raise
-            return existing, False
-        return ticket, True
+        return Ticket(
+            year=now.year, channel=new.channel, status=WAITING, priority=new.priority,
+            category_id=route.id if route else None, created_by_id=actor.user_id,
+            summary=new.summary, description=new.description, location_text=new.location_text,
+            district=new.district, reporter_name=reporter[0], reporter_contact=reporter[1],
+            reporter_number=reporter[2], confidential=new.confidential or new.anonymous,
+            anonymous=new.anonymous, origin_call_id=call.id if call else None, source=new.source,
+            external_id=new.external_id, created_at=now, updated_at=now,
+            # Explicit defaults: the creation answer is shaped from this object without a reload.
+            agency_id=None, assignee_id=None, forwarded_to_id=None, rejection_reason="",
+            dispatched_at=None, first_response_at=None, resolved_at=None, follow_up_by=None,
+            overdue=None, escalated_at=None, reopen_count=0,
+        )  # fmt: skip
+
+    def _categories(self, session: Session, codes: set[str]) -> dict[str, CategoryRoute]:
+        """Active categories by code with the agency their routing rule suggests (one query)."""
+        if not codes:
+            return {}
+        rows = session.execute(
+            select(Category.id, Category.code, Agency.code)
+            .outerjoin(RoutingRule, RoutingRule.category_id == Category.id)
+            .outerjoin(Agency, (Agency.id == RoutingRule.agency_id) & Agency.active.is_(True))
+            .where(Category.code.in_(sorted(codes)), Category.active.is_(True))
+        )
+        return {code: CategoryRoute(id, code, agency) for id, code, agency in rows}
 
     def suggested_agency(self, session: Session, ticket: Ticket) -> Agency | None:
         if ticket.category_id is None:
@@ -517,3 +608,13 @@ def _event(
         agency_id=agency_id,
         note=note,
     )
+
+
+def _twin_key(new: NewTicket, call: CallRecord | None) -> object | None:
+    """What makes two creation requests the same report: the same call, or the same inbound
+    report of the same source. None for a report that can have no twin."""
+    if call is not None:
+        return ("call", call.id)
+    if new.source is not None and new.external_id is not None:
+        return ("inbound", new.source, new.external_id)
+    return None

@@ -12,8 +12,9 @@ from callcenter.dispatch.webhook import WebhookSender
 from callcenter.events import EventBus
 from callcenter.storage.database import Database
 from callcenter.tickets.service import TicketService
+from callcenter.tickets.writer import TicketWriter
 from callcenter.web.api import framework
-from callcenter.web.api.routes import BUS, ROUTES, TICKETS, WEBHOOKS
+from callcenter.web.api.routes import BUS, ROUTES, TICKETS, WEBHOOKS, WRITER
 from callcenter.web.pages import add_pages
 
 HealthProbe = Callable[[], Awaitable[dict[str, object]]]
@@ -26,6 +27,8 @@ class ApiDeps:
     tickets: TicketService
     bus: EventBus
     webhooks: WebhookSender | None = None
+    # Made by the web app (and closed with it) when the caller does not share its own.
+    writer: TicketWriter | None = None
 
 
 @web.middleware
@@ -61,6 +64,15 @@ def create_web_app(health: HealthProbe, api: ApiDeps | None = None) -> web.Appli
         app[framework.DATABASE] = api.database
         app[framework.ACTORS] = framework.ActorCache()
         app[TICKETS] = api.tickets
+        if api.writer is not None:
+            app[WRITER] = api.writer
+        else:
+            writer = app[WRITER] = TicketWriter(api.database, api.tickets)
+
+            async def close_writer(_app: web.Application) -> None:
+                await writer.close()
+
+            app.on_cleanup.append(close_writer)
         app[BUS] = api.bus
         if api.webhooks is not None:
             app[WEBHOOKS] = api.webhooks

@@ -3,76 +3,20 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
-from callcenter.auth import service as auth
 from callcenter.auth.actor import Actor
-from callcenter.dispatch.directory import create_agency
 from callcenter.dispatch.models import WebhookDelivery
-from callcenter.dispatch.seed import seed_directory
 from callcenter.errors import Forbidden, InvalidInput, NotFound
 from callcenter.storage.database import Database
 from callcenter.tickets.lifecycle import DONE, IN_PROCESS, REJECTED, WAITING, IllegalTransition
 from callcenter.tickets.models import Ticket, TicketEvent
-from callcenter.tickets.service import CallKey, NewTicket, TicketFilter, TicketService
+from callcenter.tickets.service import CallKey, TicketFilter, TicketService
 from callcenter.tickets.sla import DEFAULT_CALENDAR, load_calendar
-
-# Monday 23 November 2026, 09:00 in Jakarta.
-MONDAY = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(MONDAY)
-
-
-@pytest.fixture
-def service(clock: Clock) -> TicketService:
-    return TicketService(load_calendar(DEFAULT_CALENDAR), clock=clock)
-
-
-@pytest.fixture
-def people(db: Database) -> dict[str, Actor]:
-    with db.transaction() as s, s.begin():
-        seed_directory(s)
-        create_agency(s, "KABUPATEN-X", "Pemkab X", "external", "http://127.0.0.1:9/hook")
-        users = {
-            "agent": auth.create_user(s, "ani", "password-agent", "agent"),
-            "supervisor": auth.create_user(s, "sri", "password-super", "supervisor"),
-            "auditor": auth.create_user(s, "adi", "password-audit", "auditor"),
-            "pupr": auth.create_user(s, "budi", "password-pupr1", "opd-operator", "PUPR"),
-            "dlh": auth.create_user(s, "citra", "password-dlh01", "opd-operator", "DLH"),
-            "sms": auth.create_user(s, "sms-gateway", "password-sms01", "integration"),
-        }
-        return {key: auth.actor_of(user) for key, user in users.items()}
-
-
-def run(db: Database, work: Callable[[Session], object]) -> object:
-    with db.transaction() as s, s.begin():
-        return work(s)
-
-
-def new(**fields: object) -> NewTicket:
-    base: dict[str, object] = {
-        "summary": "Jalan berlubang di Jl. Merdeka",
-        "channel": "hotline",
-        "category": "JALAN",
-    }
-    base.update(fields)
-    return NewTicket(**base)  # type: ignore[arg-type]
+from tests.tickets.kit import MONDAY, Clock, new, run
 
 
 def trail(db: Database, number: str) -> list[tuple[str, str | None, str | None, str]]:

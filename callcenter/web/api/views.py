@@ -26,9 +26,19 @@ def iso(value: datetime | None) -> str | None:
 class Directory:
     """Agency and category codes by id, loaded once per request (both tables are small)."""
 
-    def __init__(self, session: Session) -> None:
-        self.agencies = dict(session.execute(select(Agency.id, Agency.code)).all())
-        self.categories = dict(session.execute(select(Category.id, Category.code)).all())
+    def __init__(self, session: Session | None) -> None:
+        self.agencies: dict[int, str] = {}
+        self.categories: dict[int, str] = {}
+        if session is not None:
+            self.agencies = dict(session.execute(select(Agency.id, Agency.code)).all())
+            self.categories = dict(session.execute(select(Category.id, Category.code)).all())
+
+    @classmethod
+    def known(cls, *, categories: dict[int, str]) -> Directory:
+        """A directory of codes the caller already has, for shaping without a query."""
+        directory = cls(None)
+        directory.categories = dict(categories)
+        return directory
 
     def agency(self, agency_id: int | None) -> str | None:
         return self.agencies.get(agency_id) if agency_id is not None else None
