@@ -13,10 +13,14 @@ along several paths, from the top of the stack down:
 
     api       POST /api/v1/tickets over HTTP (client in another process by default)
     handler   the route handler called directly (no HTTP, auth or body parsing; same DB work + JSON)
-    service   TicketService.create inside Database.run (the domain call and its transaction)
+    service   TicketService.create inside Database.run: one ticket per transaction (the baseline)
     raw-counter / raw-insert   one UPDATE ... RETURNING + INSERT / one INSERT per Database.run
 
-and then each ticket is moved menunggu -> diproses -> selesai by the agent (api, handler and
+The api and handler paths create through the engine's TicketWriter (group commit: requests
+that arrive while a transaction runs share the next one); the service path makes one
+transaction per ticket, which is how creation worked before the writer.
+
+Then each ticket is moved menunggu -> diproses -> selesai by the agent (api, handler and
 service paths). Rounds alternate the order of the paths (ABBA) so a slow start or a growing table
 does not favour one path. The ratio column is throughput / throughput of the ``service`` path for
 the same operation: a ratio compares across machines, the absolute numbers are context.
