@@ -20,18 +20,26 @@ from pathlib import Path
 from aiohttp import web
 from panoramisk.message import Message
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from callcenter.agi.server import FastAgiServer
-from callcenter.ami.connection import AmiConnection, EventHandler
+from callcenter.ami.connection import AmiConnection, AmiError, EventHandler
+from callcenter.ami.events import PARSERS
 from callcenter.asterisk.render import InstanceDirs
+from callcenter.calls.callbacks import ABANDONED, CALLBACK_QUEUES, CallbackListed, add_callback
+from callcenter.calls.live import CallerLeft, LiveState, Resynced
+from callcenter.calls.monitor import LiveMonitor
+from callcenter.calls.stations import AgentStations
 from callcenter.credentials import ami_secret
 from callcenter.dispatch.webhook import WebhookSender
+from callcenter.errors import Conflict, InvalidInput
 from callcenter.events import EventBus
 from callcenter.ivr.interpreter import FlowRunner
 from callcenter.ivr.registry import FlowRegistry
 from callcenter.recording.catalogue import catalogue
 from callcenter.recording.closed import recording_closed
 from callcenter.settings import ConfigError, Settings
+from callcenter.storage.base import utcnow
 from callcenter.storage.database import Database
 from callcenter.storage.migrate import upgrade
 from callcenter.tickets.events import TicketChanged
@@ -40,7 +48,9 @@ from callcenter.tickets.sla import DEFAULT_CALENDAR, SlaPolicy, load_calendar
 from callcenter.tickets.writer import TicketWriter
 from callcenter.transcription.choice import recognize_choice
 from callcenter.transcription.recognizer import TranscriptionError
+from callcenter.web.api.agents import LiveDeps
 from callcenter.web.app import ApiDeps, create_web_app
+from callcenter.web.live import LiveHub
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +87,10 @@ class Engine:
             idle_timeout=settings.agi_idle_timeout,
             bus=self.bus,
         )
-        handlers: dict[str, EventHandler] = {"Hangup": self._on_hangup}
+        self.live = LiveState()
+        self.monitor = LiveMonitor(self.live, self.bus)
+        # Every event the live state understands goes through _on_ami_event, in arrival order.
+        handlers: dict[str, EventHandler] = dict.fromkeys(PARSERS, self._on_ami_event)
         self.ami = AmiConnection(
             system_name=settings.system_name,
             host=settings.ami_host,
@@ -87,12 +100,19 @@ class Engine:
             handlers=handlers,
             ping_interval=settings.ami_ping_interval,
             max_backoff=settings.ami_max_backoff,
+            on_booted=self.monitor.resync,
         )
+        self.stations = AgentStations(self.ami)
+        self.hub = LiveHub(self.bus, self.database, self.live)
         self.webhooks = WebhookSender(self.database, source=settings.system_name, bus=self.bus)
         self.ticket_writer = TicketWriter(self.database, self.tickets)
         self.web = create_web_app(
-            self.health, ApiDeps(self.database, self.tickets, self.bus, self.webhooks, self.ticket_writer)
-        )
+            self.health,
+            ApiDeps(
+                self.database, self.tickets, self.bus, self.webhooks, self.ticket_writer,
+                LiveDeps(self.live, self.stations, self.hub),
+            ),
+        )  # fmt: skip
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.http_port = settings.http_port
@@ -113,6 +133,7 @@ class Engine:
         self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhooks"))
         self._tasks.append(asyncio.create_task(self._watch_overdue(), name="overdue"))
         self._tasks.append(asyncio.create_task(self.flows.watch(), name="flows"))
+        self._tasks.append(asyncio.create_task(self.hub.run(), name="live-hub"))
         self._runner = web.AppRunner(self.web, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
@@ -138,6 +159,51 @@ class Engine:
         await self.agi.stop()
         await asyncio.get_running_loop().run_in_executor(None, self.database.close)
         log.info("engine stopped")
+
+    async def _on_ami_event(self, message: Message) -> None:
+        changes = self.monitor.handle(self.settings.system_name, message)
+        for change in changes:
+            if isinstance(change, Resynced):
+                await self._restore_agents(change.system_name)
+            elif isinstance(change, CallerLeft) and change.abandoned and change.queue in CALLBACK_QUEUES:
+                await self._list_callback(change)
+        if str(message.get("Event", "")) == "Hangup":
+            await self._on_hangup(message)
+
+    async def _restore_agents(self, system_name: str) -> None:
+        """After a resync: agents the engine logged in but Asterisk forgot (it restarted)."""
+        members = {a.interface: set(a.memberships) for a in self.live.agents(system_name)}
+        try:
+            restored = await self.stations.restore(members)
+        except (AmiError, Conflict) as exc:
+            log.error("AMI %s: agents not restored to their queues: %s", system_name, exc)
+            return
+        if restored:
+            log.info("AMI %s: agents restored to their queues: %s", system_name, ", ".join(restored))
+
+    async def _list_callback(self, left: CallerLeft) -> None:
+        """An emergency caller hung up before an agent answered: someone must call back."""
+
+        def work(session: Session) -> tuple[int, str, bool]:
+            callback, created = add_callback(
+                session, left.system_name, left.linkedid, ABANDONED, utcnow(),
+                number=left.caller_number, queue=left.queue,
+            )  # fmt: skip
+            return callback.id, callback.number, created
+
+        try:
+            callback_id, number, created = await self.database.run(work)
+        except InvalidInput:
+            log.warning("call %s abandoned in %s with no number to call back", left.linkedid, left.queue)
+            return
+        except SQLAlchemyError as exc:
+            log.error("call %s abandoned in %s; callback not listed: %s", left.linkedid, left.queue, exc)
+            return
+        if created:
+            log.info(
+                "call %s abandoned in %s after %.0f s: callback listed", left.linkedid, left.queue, left.wait
+            )
+            self.bus.publish(CallbackListed(callback_id, left.system_name, left.linkedid, number, left.queue))
 
     async def _on_hangup(self, message: Message) -> None:
         closed = recording_closed(self.settings.system_name, message)

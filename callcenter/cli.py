@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add.add_argument("--agency", help="the OPD of an opd-operator (its code)")
     add.add_argument("--display-name", default="")
+    add.add_argument("--station", default="", help="an agent's SIP station, e.g. agent1")
+    add.add_argument(
+        "--skills", default="", help="queues the agent answers, comma-separated, e.g. q112,hotline"
+    )
     token = users_sub.add_parser("token", help="create an API token for a user (printed once)")
     token.add_argument("name")
     token.add_argument("--label", default="cli", help="what the token is for")
@@ -138,6 +142,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         _print_accounts(settings, as_json=False)
         web = f"http://{settings.http_host}:{settings.http_port}"
         print(f"Web: {web}/healthz   API: {web}/api/v1/openapi.json   OPD queue: {web}/opd")
+        print(f"Agent console: {web}/console   Wallboard: {web}/wallboard")
         print("Ctrl-C stops everything.")
         sys.stdout.flush()
         asyncio.run(serve(settings))
@@ -264,9 +269,11 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
         with database.transaction() as session, session.begin():
             if args.action == "add":
                 password = sys.stdin.readline().rstrip("\r\n")
+                skills = [q.strip() for q in args.skills.split(",") if q.strip()]
                 user = auth.create_user(
-                    session, args.name, password, args.role, args.agency, args.display_name
-                )
+                    session, args.name, password, args.role, args.agency, args.display_name,
+                    station=args.station, skills=skills,
+                )  # fmt: skip
                 print(f"user {user.username} ({user.role}) added")
             else:
                 found = session.scalar(select(User).where(User.username == args.name.lower()))

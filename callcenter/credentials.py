@@ -25,6 +25,8 @@ class SipAccount:
     host: str
     port: int
     role: str
+    # The line's phone number (caller ID) for citizen lines; agent stations are internal.
+    number: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -82,9 +84,17 @@ def sip_accounts(settings: Settings, credentials: Credentials) -> list[SipAccoun
             host=settings.sip_host,
             port=settings.sip_port,
             role=role,
+            number=line_number(name) if role == CITIZEN else "",
         )
         for name, role in account_names(settings)
     ]
+
+
+def line_number(username: str) -> str:
+    """The phone number of a local citizen line: a mobile-style number, so caller ID, prank
+    blocks and callbacks see digits as they would from the network (citizen1 -> 081200000001)."""
+    index = int(username.removeprefix("citizen"))
+    return f"0812{index:08d}"
 
 
 def _write_private(path: Path, payload: dict[str, object]) -> None:

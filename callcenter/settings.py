@@ -76,6 +76,8 @@ class Settings:
     holidays_file: Path | None = None
     verify_days: int = 3
     follow_up_days: int = 5
+    # Seconds after a queue call before Asterisk offers the agent the next one (queues.conf).
+    wrapup_seconds: int = 10
     overdue_check_interval: float = 60.0
 
     # Speech choices in the IVR: worker processes that decode, and how long a caller may wait.
@@ -243,6 +245,8 @@ def _validated(settings: Settings) -> Settings:
     for name in ("verify_days", "follow_up_days"):
         if not 1 <= getattr(settings, name) <= 60:
             raise ConfigError(f"setting '{name}' must be between 1 and 60 working days")
+    if not 0 <= settings.wrapup_seconds <= 600:
+        raise ConfigError("setting 'wrapup_seconds' must be between 0 and 600")
     if settings.holidays_file is not None and not settings.holidays_file.is_file():
         raise ConfigError(f"setting 'holidays_file': no such file {settings.holidays_file}")
     if settings.log_level.upper() not in _LOG_LEVELS:

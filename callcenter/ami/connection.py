@@ -103,6 +103,7 @@ class AmiConnection:
         max_backoff: float = 30.0,
         min_backoff: float = 1.0,
         connect_timeout: float = 5.0,
+        on_booted: Callable[[AmiConnection], Awaitable[None]] | None = None,
     ) -> None:
         self.system_name = system_name
         self.host = host
@@ -114,6 +115,9 @@ class AmiConnection:
         self.max_backoff = max_backoff
         self.min_backoff = min_backoff
         self.connect_timeout = connect_timeout
+        # Run by the consumer when FullyBooted arrives (after every login), in event order: the
+        # place to ask Asterisk for a snapshot of live state.
+        self._on_booted = on_booted
         self._state = AmiState.DISCONNECTED
         self._error = "not connected yet"
         self._logged_error = ""
@@ -245,15 +249,21 @@ class AmiConnection:
     async def _consume(self) -> None:
         while True:
             message = await self._events.get()
-            handler = self._handlers.get(str(message.get("Event", "")).lower())
-            if handler is None:
-                continue
+            name = str(message.get("Event", ""))
+            handler = self._handlers.get(name.lower())
             try:
-                result = handler(message)
-                if inspect.isawaitable(result):
-                    await result
+                if handler is not None:
+                    result = handler(message)
+                    if inspect.isawaitable(result):
+                        await result
+                if name == "FullyBooted" and self._on_booted is not None:
+                    # The event can be read before the login reply has been handled.
+                    await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
+                    await self._on_booted(self)
+            except (AmiError, TimeoutError) as exc:
+                log.warning("AMI %s: after %s: %s", self.system_name, name, exc or "timed out")
             except Exception:
-                log.exception("AMI %s: handler for %s failed", self.system_name, message.get("Event"))
+                log.exception("AMI %s: handler for %s failed", self.system_name, name)
 
     # ---- called by panoramisk's protocol ------------------------------------------------
     def dispatch(self, message: Message) -> None:

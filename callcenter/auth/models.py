@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy import JSON, Boolean, ForeignKey, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.storage.base import Base, utcnow
@@ -22,6 +22,10 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(300))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Agents: the PJSIP endpoint they sit at ("agent1") and the queues their skills cover; the
+    # console logs that station into those queues. Server defaults fill the rows that predate them.
+    station: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
 
 
 class ApiToken(Base):

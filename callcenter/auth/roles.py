@@ -31,18 +31,26 @@ class Permission(enum.StrEnum):
     USERS_WRITE = "users.write"
     REPORTS_READ = "reports.read"
     INBOUND_CREATE = "inbound.create"
+    CALL_CLASSIFY = "call.classify"  # mark a call as emergency, information, prank or ghost
+    CALLER_BLOCK = "caller.block"  # block a prank caller for a while, or lift a block
+    CALLBACK_PLACE = "callback.place"  # call back a dropped 112 caller and record the outcome
+    AGENT_STATION = "agent.station"  # log my station in to my queues, pause, log out
+    LIVE_CONSOLE = "live.console"  # open the console WebSocket (screen-pops, live state)
+    LIVE_WATCH = "live.watch"  # the wallboard: every queue, caller and agent
 
 
 P = Permission
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.AGENT: frozenset(
         {P.TICKET_READ_ALL, P.TICKET_CREATE, P.TICKET_WORK, P.TICKET_DISPATCH, P.TICKET_ESCALATE,
-         P.TICKET_FORWARD, P.SEE_CONFIDENTIAL, P.DIRECTORY_READ}
+         P.TICKET_FORWARD, P.SEE_CONFIDENTIAL, P.DIRECTORY_READ, P.CALL_CLASSIFY, P.CALLER_BLOCK,
+         P.CALLBACK_PLACE, P.AGENT_STATION, P.LIVE_CONSOLE}
     ),
     Role.SUPERVISOR: frozenset(
         {P.TICKET_READ_ALL, P.TICKET_CREATE, P.TICKET_WORK, P.TICKET_DISPATCH, P.TICKET_ESCALATE,
          P.TICKET_FORWARD, P.TICKET_REVIEW, P.TICKET_REOPEN, P.SEE_CONFIDENTIAL, P.DIRECTORY_READ,
-         P.USERS_READ, P.REPORTS_READ}
+         P.USERS_READ, P.REPORTS_READ, P.CALL_CLASSIFY, P.CALLER_BLOCK, P.CALLBACK_PLACE,
+         P.AGENT_STATION, P.LIVE_CONSOLE, P.LIVE_WATCH}
     ),
     Role.AUDITOR: frozenset(
         {P.TICKET_READ_ALL, P.SEE_CONFIDENTIAL, P.DIRECTORY_READ, P.USERS_READ, P.REPORTS_READ}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -19,6 +19,7 @@ from callcenter.auth.passwords import (
     verify_password,
 )
 from callcenter.auth.roles import Role
+from callcenter.calls.stations import SERVICE_QUEUES, STATION_RE
 from callcenter.dispatch.models import OPD, Agency
 from callcenter.errors import InvalidInput
 from callcenter.storage.base import utcnow
@@ -44,6 +45,8 @@ def create_user(
     role: str,
     agency_code: str | None = None,
     display_name: str = "",
+    station: str = "",
+    skills: Sequence[str] = (),
 ) -> User:
     username = username.strip().lower()
     if not username or len(username) > 64 or not set(username) <= USERNAME_CHARS:
@@ -66,6 +69,11 @@ def create_user(
         agency_id = agency.id
     elif agency_code:
         raise InvalidInput("agency", "only OPD operators belong to an agency")
+    if station and not STATION_RE.match(station):
+        raise InvalidInput("station", "a station is a SIP endpoint name: 1-40 of a-z, 0-9, '_', '-'")
+    unknown = [q for q in skills if q not in SERVICE_QUEUES]
+    if unknown:
+        raise InvalidInput("skills", f"unknown queues {unknown}; known: {', '.join(SERVICE_QUEUES)}")
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise InvalidInput("username", f"user {username!r} already exists")
     user = User(
@@ -74,6 +82,8 @@ def create_user(
         role=parsed.value,
         agency_id=agency_id,
         password_hash=hash_password(password),
+        station=station,
+        skills=list(dict.fromkeys(skills)),
     )
     session.add(user)
     session.flush()

@@ -9,13 +9,14 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from callcenter.auth import models as auth_models
+from callcenter.calls import models as call_models
 from callcenter.calls import records as call_records
 from callcenter.dispatch import models as dispatch_models
 from callcenter.recording import models as recording_models
 from callcenter.storage.base import Base
 from callcenter.tickets import models as ticket_models
 
-MODEL_MODULES = (auth_models, call_records, dispatch_models, recording_models, ticket_models)
+MODEL_MODULES = (auth_models, call_models, call_records, dispatch_models, recording_models, ticket_models)
 
 
 def metadata() -> MetaData:

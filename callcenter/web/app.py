@@ -14,6 +14,7 @@ from callcenter.storage.database import Database
 from callcenter.tickets.service import TicketService
 from callcenter.tickets.writer import TicketWriter
 from callcenter.web.api import framework
+from callcenter.web.api.agents import LIVE, LiveDeps
 from callcenter.web.api.routes import BUS, ROUTES, TICKETS, WEBHOOKS, WRITER
 from callcenter.web.pages import add_pages
 
@@ -29,6 +30,8 @@ class ApiDeps:
     webhooks: WebhookSender | None = None
     # Made by the web app (and closed with it) when the caller does not share its own.
     writer: TicketWriter | None = None
+    # Live calls (AMI state, agent stations, consoles): only in a running engine.
+    live: LiveDeps | None = None
 
 
 @web.middleware
@@ -76,6 +79,8 @@ def create_web_app(health: HealthProbe, api: ApiDeps | None = None) -> web.Appli
         app[BUS] = api.bus
         if api.webhooks is not None:
             app[WEBHOOKS] = api.webhooks
+        if api.live is not None:
+            app[LIVE] = api.live
         framework.register(app, ROUTES)
         add_pages(app)
     return app

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from callcenter.asterisk.render import InstanceDirs, fill, render
+from callcenter.calls.stations import SERVICE_QUEUES
 from callcenter.credentials import load_or_create
 from callcenter.settings import ConfigError, load_settings
 
@@ -36,12 +37,20 @@ def test_ami_is_loopback_least_privilege_with_generated_secret(tmp_path: Path) -
     assert write and "system" not in write.group(1) and "command" not in write.group(1)
 
 
-def test_accounts_and_queue_members_are_generated(tmp_path: Path) -> None:
+def test_accounts_are_generated_and_queue_members_are_dynamic(tmp_path: Path) -> None:
     files, _secret = rendered(tmp_path)
     accounts = files["pjsip_accounts.conf"]
     assert "[citizen1](citizen-line)" in accounts
     assert "[agent4](agent-station)" in accounts
-    assert "member => PJSIP/agent1,0,agent1,PJSIP/agent1" in files["queues_members.conf"]
+    # Agents log in through the engine (QueueAdd); no station answers a queue by configuration.
+    assert "member =>" not in files["queues.conf"] and "queues_members.conf" not in files
+    assert re.search(r"^wrapuptime = 10$", files["queues.conf"], re.M)
+
+
+def test_the_engine_knows_every_queue_agents_log_in_to(tmp_path: Path) -> None:
+    files, _secret = rendered(tmp_path)
+    queues = re.findall(r"^\[([A-Za-z0-9_-]+)\]\(queue-defaults\)$", files["queues.conf"], re.M)
+    assert sorted(queues) == sorted(SERVICE_QUEUES)
 
 
 def test_recordings_are_named_from_uniqueid_never_caller_id(tmp_path: Path) -> None:

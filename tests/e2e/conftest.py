@@ -6,6 +6,7 @@ a green CI run must mean the real thing ran (tests/realparts.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -15,10 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from callcenter.ami.connection import AmiConnection, AmiError
 from callcenter.app import Engine
 from callcenter.asterisk.process import AsteriskError, AsteriskProcess
 from callcenter.asterisk.provision import ProvisionError, locate
 from callcenter.asterisk.render import InstanceDirs
+from callcenter.calls.stations import SERVICE_QUEUES, AgentStations, Station
 from callcenter.credentials import SipAccount, load_or_create, sip_accounts
 from callcenter.ivr.loader import load_flows
 from callcenter.ivr.prompts import ensure_prompts, flow_prompts
@@ -77,15 +80,42 @@ def accounts(pbx_settings: Settings) -> dict[str, SipAccount]:
     return {a.username: a for a in sip_accounts(pbx_settings, load_or_create(pbx_settings))}
 
 
-@pytest.fixture
-async def engine(pbx_settings: Settings, asterisk: AsteriskProcess) -> AsyncIterator[Engine]:
-    running = Engine(pbx_settings)
+AGENT_STATIONS = ("agent1", "agent2", "agent3", "agent4")
+
+
+@contextlib.asynccontextmanager
+async def logged_in(ami: AmiConnection, *stations: str) -> AsyncIterator[list[Station]]:
+    """Agent stations logged in to every queue (QueueAdd), as agents do from their console, and
+    logged out afterwards: queue members live as long as the session-wide Asterisk."""
+    agents = AgentStations(ami)
+    made = [Station(name, name, SERVICE_QUEUES) for name in stations]
+    for station in made:
+        await agents.login(station)
+    try:
+        yield made
+    finally:
+        for station in made:
+            with contextlib.suppress(AmiError):
+                await agents.logout(station)
+
+
+@contextlib.asynccontextmanager
+async def running_engine(settings: Settings, *stations: str) -> AsyncIterator[Engine]:
+    running = Engine(settings)
     await running.start()
     try:
         await running.ami.wait_fully_booted(15)
-        yield running
+        async with logged_in(running.ami, *stations):
+            yield running
     finally:
         await running.stop()
+
+
+@pytest.fixture
+async def engine(pbx_settings: Settings, asterisk: AsteriskProcess) -> AsyncIterator[Engine]:
+    """The engine with every agent station logged in to the queues."""
+    async with running_engine(pbx_settings, *AGENT_STATIONS) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

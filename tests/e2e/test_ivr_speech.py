@@ -20,6 +20,7 @@ from callcenter.ivr.loader import load_flows
 from callcenter.ivr.prompts import ensure_prompts, flow_prompts
 from callcenter.settings import Settings
 from callcenter.sip import AgentPhone, CitizenPhone
+from tests.e2e.conftest import AGENT_STATIONS, running_engine
 from tests.realparts import speak
 
 pytestmark = pytest.mark.e2e
@@ -77,13 +78,8 @@ async def speech_engine(
     settings = pbx_settings.replace(flows_dir=flows_dir)
     prompts = flow_prompts(load_flows([flows_dir]).values())
     ensure_prompts(InstanceDirs(settings.asterisk_dir).sounds, prompts, owner=asterisk.install.uid_gid)
-    engine = Engine(settings)
-    await engine.start()
-    try:
-        await engine.ami.wait_fully_booted(15)
+    async with running_engine(settings, *AGENT_STATIONS) as engine:
         yield engine
-    finally:
-        await engine.stop()
 
 
 @contextlib.asynccontextmanager

@@ -47,7 +47,7 @@ async def test_ticket_created_during_a_call(
             "call": {
                 "system_name": pbx_settings.system_name,
                 "linkedid": menu.uniqueid,
-                "caller_number": "citizen2",
+                "caller_number": citizen_account.number,
             },
         }
         async with http.post(f"{base}/tickets", json=ticket) as response:
@@ -65,7 +65,8 @@ async def test_ticket_created_during_a_call(
     ):
         detail = await response.json()
     assert [(c["linkedid"], c["recorded"]) for c in detail["calls"]] == [(closed.linkedid, True)]
-    assert detail["reporter"]["number"] == "citizen2"
+    assert detail["reporter"]["number"] == citizen_account.number
+    by_number = {"caller_number": citizen_account.number}
     async with aiohttp.ClientSession(headers=headers) as http, \
-            http.get(f"{base}/tickets", params={"caller_number": "citizen2"}) as response:  # fmt: skip
+            http.get(f"{base}/tickets", params=by_number) as response:  # fmt: skip
         assert [t["number"] for t in (await response.json())["items"]] == [number]

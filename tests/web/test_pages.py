@@ -353,3 +353,19 @@ def test_deadline_passed_counts_only_while_open() -> None:
     assert handlers.is_late(open_late, now)
     assert not handlers.is_late({**open_late, "status": "selesai"}, now)
     assert handlers.is_late({**open_late, "deadlines": {"follow_up_by": None}, "overdue": "verify"}, now)
+
+
+async def test_live_pages_by_role(site: Site) -> None:
+    status, _ = await site.page("/console")
+    assert status == 302  # to the login page
+    await site.login("adi")
+    for path in ("/console", "/wallboard"):
+        status, html = await site.page(path)
+        assert status == 403 and "Tidak diizinkan" in html
+    await site.login("ani")
+    status, html = await site.page("/console")
+    assert status == 200 and 'id="station-login"' in html and "/static/pages/live.js" in html
+    assert 'value="istirahat"' in html  # the pause reasons come from the one table
+    assert (await site.page("/wallboard"))[0] == 403  # agents do not watch the wallboard
+    status, html = await site.page("/console?lang=en")
+    assert status == 200 and "Agent console" in html

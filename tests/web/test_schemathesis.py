@@ -20,14 +20,19 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 
 from callcenter.auth import service as auth
+from callcenter.calls.live import LiveState
+from callcenter.calls.stations import AgentStations
 from callcenter.dispatch.seed import seed_directory
 from callcenter.events import EventBus
 from callcenter.storage.database import Database
 from callcenter.storage.migrate import upgrade
 from callcenter.tickets.service import TicketService
 from callcenter.tickets.sla import DEFAULT_CALENDAR, load_calendar
+from callcenter.web.api.agents import LiveDeps
 from callcenter.web.api.routes import ROUTES
 from callcenter.web.app import ApiDeps, create_web_app
+from callcenter.web.live import LiveHub
+from tests.web.fakes import FakeAmi
 
 EXAMPLES = 30
 
@@ -54,8 +59,10 @@ class ServedApp:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
+        bus, state = EventBus(), LiveState()
+        live = LiveDeps(state, AgentStations(FakeAmi()), LiveHub(bus, self.db, state))
         app = create_web_app(
-            _healthy, ApiDeps(self.db, TicketService(load_calendar(DEFAULT_CALENDAR)), EventBus())
+            _healthy, ApiDeps(self.db, TicketService(load_calendar(DEFAULT_CALENDAR)), bus, live=live)
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -18,6 +18,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from callcenter.ami.connection import AmiError
 from callcenter.auth import service as auth
 from callcenter.auth.actor import Actor
 from callcenter.auth.roles import Permission
@@ -87,6 +88,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.status >= 400 and request.path.startswith("/api/"):
             return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
         raise
+    except AmiError as exc:
+        log.warning("telephony unavailable on %s %s: %s", request.method, request.path, exc)
+        return error_response(503, "telephony_unavailable", f"Asterisk did not answer: {exc}")
     except SQLAlchemyError:
         log.exception("database error on %s %s", request.method, request.path)
         return error_response(503, "database_unavailable", "the database did not answer; try again")

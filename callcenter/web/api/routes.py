@@ -30,6 +30,8 @@ from callcenter.tickets.models import Ticket
 from callcenter.tickets.service import CallKey, NewTicket, TicketFilter, TicketService
 from callcenter.tickets.writer import TicketWriter
 from callcenter.web.api import schemas
+from callcenter.web.api.agents import AGENT_ROUTES
+from callcenter.web.api.callbacks import CALLBACK_ROUTES
 from callcenter.web.api.framework import (
     ACTOR,
     BODY,
@@ -541,4 +543,6 @@ ROUTES: list[Route] = [
           P.REPORTS_READ, query=ReportQuery, produces_csv=True),
     Route("GET", "/api/v1/reports/tickets", export_tickets, "Ticket export (CSV)", "reports",
           P.REPORTS_READ, query=ExportQuery, produces_csv=True),
+    *AGENT_ROUTES,
+    *CALLBACK_ROUTES,
 ]  # fmt: skip

@@ -148,3 +148,12 @@ class UserCreate(Body):
 
 class TokenCreate(Body):
     name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class Pause(Body):
+    reason: Code
+
+
+class CallbackOutcome(Body):
+    outcome: Literal["dihubungi", "tidak_diangkat", "gagal", "batal"]
+    note: Annotated[str, StringConstraints(max_length=1000)] = ""

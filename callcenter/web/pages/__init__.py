@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from callcenter.web.pages import handlers
+from callcenter.web.pages import handlers, live
 from callcenter.web.pages.render import DEFAULT_TIMEZONE, JINJA, STATIC_PREFIX, TIMEZONE, environment, zone
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -26,4 +26,6 @@ def add_pages(app: web.Application, *, timezone: str = DEFAULT_TIMEZONE) -> None
     app.router.add_get("/login", handlers.login_page)
     app.router.add_get("/opd", handlers.queue_page)
     app.router.add_get("/opd/tickets/{number}", handlers.ticket_page)
+    app.router.add_get("/console", live.console_page)
+    app.router.add_get("/wallboard", live.wallboard_page)
     app.router.add_static(STATIC_PREFIX, STATIC_DIR, append_version=False)

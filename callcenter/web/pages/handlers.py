@@ -31,7 +31,7 @@ from callcenter.web.pages.render import Page, parse_time
 
 OPEN_LIMIT = 500  # per open status; the API's own page limit
 CLOSED_LIMIT = 50  # latest closed tickets shown under the open ones
-SAFE_NEXT = re.compile(r"/opd(/tickets/[0-9]{1,16})?(\?[A-Za-z0-9=&_.%-]{0,200})?")
+SAFE_NEXT = re.compile(r"(/opd(/tickets/[0-9]{1,16})?|/console|/wallboard)(\?[A-Za-z0-9=&_.%-]{0,200})?")
 NUMBER = re.compile(r"[0-9]{8,16}")
 
 
@@ -143,12 +143,12 @@ async def current_actor(request: web.Request) -> Actor | None:
         return None  # a malformed Authorization header: treat as not logged in
 
 
-def _user(page: Page, actor: Actor, agency: str | None, names: Names) -> User:
+def page_user(page: Page, actor: Actor, agency: str | None, names: Names) -> User:
     agency_text = f"{names.agency(agency)} ({agency})" if agency else ""
     return User(actor.username, actor.role.value, page.label("role", actor.role.value), agency_text)
 
 
-def _error(page: Page, status: int, key: str, user: User | None = None) -> web.StreamResponse:
+def error_page(page: Page, status: int, key: str, user: User | None = None) -> web.StreamResponse:
     return page.render(
         "error.html", status=status, title=page.t(f"error.{key}.title"), text=page.t(f"error.{key}.text"),
         user=user,
@@ -198,7 +198,7 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
     try:
         items, more, names, agency = await request.app[DATABASE].run(work)
     except Forbidden:
-        return _error(page, 403, "forbidden")
+        return error_page(page, 403, "forbidden")
     items.sort(key=open_first)
     now = service.clock()
     rows = [
@@ -207,7 +207,7 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
     ]
     return page.render(
         "queue.html", rows=rows, selected=status, statuses=STATUSES, closed_limited=more,
-        show_agency=who.can(Permission.TICKET_READ_ALL), user=_user(page, who, agency, names),
+        show_agency=who.can(Permission.TICKET_READ_ALL), user=page_user(page, who, agency, names),
         agency_name=names.agency(agency) if agency else "",
     )  # fmt: skip
 
@@ -231,14 +231,14 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
         return item, names, agency
 
     if not NUMBER.fullmatch(number):
-        return _error(page, 404, "not_found")
+        return error_page(page, 404, "not_found")
     try:
         item, names, agency = await request.app[DATABASE].run(work)
     except Forbidden:
-        return _error(page, 403, "forbidden")
-    user = _user(page, who, agency, names)
+        return error_page(page, 403, "forbidden")
+    user = page_user(page, who, agency, names)
     if item is None:
-        return _error(page, 404, "not_found", user)
+        return error_page(page, 404, "not_found", user)
     return page.render(
         "ticket.html", ticket=item, late=is_late(item, service.clock()),
         actions=allowed_actions(item["status"], who),
