@@ -125,9 +125,12 @@ class AsteriskProcess:
             return None
         try:
             comm = Path(f"/proc/{pid}/comm").read_text().strip()
-        except OSError:
+            # "pid (comm) S ...": a crashed Asterisk that nobody reaped yet is a zombie (Z),
+            # which must count as stopped or `up` would try to reload a dead process.
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
             return None
-        return pid if comm == "asterisk" else None
+        return pid if comm == "asterisk" and state != "Z" else None
 
     # ---- the Asterisk CLI ---------------------------------------------------------------
     def cli(self, command: str, timeout: float = 15.0) -> str:
@@ -158,7 +161,9 @@ class AsteriskProcess:
                 str(self.install.root), str(self.dirs.root), str(self.settings.recordings_dir),
                 *args,
             ]  # fmt: skip
+        # A crashed Asterisk leaves both behind; a stale socket would look like the new one.
         self.dirs.pid_file.unlink(missing_ok=True)
+        self.dirs.control_socket.unlink(missing_ok=True)
         startup_log = self.dirs.log / "startup.log"
         log.info("starting Asterisk (%s), instance %s", self.install.description, self.dirs.root)
         with startup_log.open("ab") as err:

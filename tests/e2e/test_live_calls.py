@@ -6,20 +6,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from callcenter.ami.connection import AmiState
 from callcenter.app import Engine
 from callcenter.asterisk.process import AsteriskProcess
 from callcenter.auth import service as auth
 from callcenter.calls.callbacks import CallbackListed
-from callcenter.calls.live import AgentState, AgentStateChanged, CallerWaiting
+from callcenter.calls.live import (
+    AgentAnswered,
+    AgentState,
+    AgentStateChanged,
+    CallEnded,
+    CallerWaiting,
+    MembershipChanged,
+    Resynced,
+)
+from callcenter.calls.records import CallRecord
 from callcenter.credentials import SipAccount
 from callcenter.settings import Settings
 from callcenter.sip import AgentPhone, CitizenPhone
@@ -223,3 +236,52 @@ async def test_an_abandoned_112_caller_is_called_back_from_the_console(
         await citizen.hangup()
         async with ani.http.get(ani.base + "/callbacks") as response:
             assert listed.callback_id not in {i["id"] for i in (await response.json())["items"]}
+
+
+async def test_the_engine_resyncs_after_asterisk_crashes_mid_call(
+    live_engine: Engine, asterisk: AsteriskProcess, accounts: dict[str, SipAccount], pbx_settings: Settings
+) -> None:
+    engine = live_engine
+    made = await tokens(engine)
+    c = accounts["citizen1"]
+    loop = asyncio.get_running_loop()
+    async with (
+        engine.bus.subscribe() as events,
+        console(engine, pbx_settings, made["ani"]) as ani,
+        agent_phones(accounts) as phones,
+        CitizenPhone(username=c.username, password=c.password, port=c.port) as citizen,
+    ):
+        await ani.post("/agent/login")
+        await citizen.dial(pbx_settings.emergency_number, timeout=15)
+        await citizen.send_dtmf("2")
+        pop = await ani.next("screen_pop")
+        linkedid = pop["call"]["linkedid"]
+        await phones["ani"].wait_ringing(10)
+        await phones["ani"].answer()
+        await events.wait_for(AgentAnswered, 10, lambda e: e.linkedid == linkedid)
+        assert [call.linkedid for call in engine.live.calls("e2e")] == [linkedid]
+
+        # Asterisk dies without a word (no Hangup events), then comes back.
+        pid = asterisk.pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await engine.ami.wait_status(lambda s: s.state is not AmiState.CONNECTED, 15)
+        await loop.run_in_executor(None, asterisk.up)
+
+        # The engine reconnects, asks for the snapshot and drops the call that no longer exists.
+        ended = await events.wait_for(CallEnded, 60, lambda e: e.linkedid == linkedid)
+        assert ended.vanished
+        await events.wait_for(Resynced, 30)
+        # Asterisk forgot its dynamic members; the engine logged the agent back in.
+        await events.wait_for(
+            MembershipChanged, 30, lambda e: e.interface == "PJSIP/agent1" and e.queue == "q112" and e.added
+        )
+    assert engine.live.calls("e2e") == []
+    assert "PJSIP/agent1" in await loop.run_in_executor(None, asterisk.cli, "queue show q112")
+    channels = await loop.run_in_executor(None, asterisk.cli, "core show channels count")
+    assert "0 active calls" in channels
+
+    def rows(session: Session) -> int:
+        return len(session.scalars(select(CallRecord).where(CallRecord.linkedid == linkedid)).all())
+
+    assert await engine.database.run(rows) == 1  # the call was logged once, replays or not
