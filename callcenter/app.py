@@ -16,6 +16,7 @@ import signal
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from panoramisk.message import Message
@@ -27,6 +28,7 @@ from callcenter.ami.connection import AmiConnection, AmiError, EventHandler
 from callcenter.ami.events import PARSERS
 from callcenter.asterisk.render import InstanceDirs
 from callcenter.calls.callbacks import ABANDONED, CALLBACK_QUEUES, CallbackListed, add_callback
+from callcenter.calls.calllog import CallLog
 from callcenter.calls.live import CallerLeft, LiveState, Resynced
 from callcenter.calls.monitor import LiveMonitor
 from callcenter.calls.stations import AgentStations
@@ -104,13 +106,14 @@ class Engine:
         )
         self.stations = AgentStations(self.ami)
         self.hub = LiveHub(self.bus, self.database, self.live)
+        self.call_log = CallLog(self.database, self.bus)
         self.webhooks = WebhookSender(self.database, source=settings.system_name, bus=self.bus)
         self.ticket_writer = TicketWriter(self.database, self.tickets)
         self.web = create_web_app(
             self.health,
             ApiDeps(
                 self.database, self.tickets, self.bus, self.webhooks, self.ticket_writer,
-                LiveDeps(self.live, self.stations, self.hub),
+                LiveDeps(self.live, self.stations, self.hub, ZoneInfo(settings.timezone)),
             ),
         )  # fmt: skip
         self._runner: web.AppRunner | None = None
@@ -134,6 +137,7 @@ class Engine:
         self._tasks.append(asyncio.create_task(self._watch_overdue(), name="overdue"))
         self._tasks.append(asyncio.create_task(self.flows.watch(), name="flows"))
         self._tasks.append(asyncio.create_task(self.hub.run(), name="live-hub"))
+        self._tasks.append(asyncio.create_task(self.call_log.run(), name="call-log"))
         self._runner = web.AppRunner(self.web, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)

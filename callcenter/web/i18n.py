@@ -192,6 +192,14 @@ _TABLE: dict[str, tuple[str, str]] = {
     "wallboard.reason": ("Alasan jeda", "Pause reason"),
     "wallboard.calls": ("Panggilan aktif", "Live calls"),
     "wallboard.updated": ("Diperbarui", "Updated"),
+    "wallboard.today": ("Hari ini", "Today"),
+    "wallboard.offered": ("Masuk", "Offered"),
+    "wallboard.target": ("Target", "Target"),
+    "wallboard.per_hour": ("Panggilan per jam hari ini", "Calls per hour today"),
+    "wallboard.staffing": ("Kebutuhan agen (Erlang C)", "Agents needed (Erlang C)"),
+    "wallboard.hour": ("Jam", "Hour"),
+    "wallboard.needed": ("Dibutuhkan", "Needed"),
+    "wallboard.logged_in": ("Masuk antrean", "Logged in"),
 }  # fmt: skip
 
 MESSAGES: dict[str, dict[str, str]] = {

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from callcenter.app import Engine
 from callcenter.asterisk.process import AsteriskProcess
 from callcenter.auth import service as auth
-from callcenter.calls.live import CallerWaiting
+from callcenter.calls.calllog import CallLogged
+from callcenter.calls.live import AgentAnswered, CallerWaiting
 from callcenter.calls.records import CallRecord
 from callcenter.credentials import SipAccount
 from callcenter.settings import Settings
@@ -117,6 +118,7 @@ async def test_agent_console_and_supervisor_wallboard(
         await expect(console.locator("#call-queue")).to_have_text("q112")
         await expect(console.locator("#call-ivr")).to_contain_text("police")
         await phone.answer()
+        answered = await events.wait_for(AgentAnswered, 10, lambda e: e.interface == "PJSIP/agent1")
         await expect(console.locator("#call-stage")).to_have_attribute(
             "data-stage", "answered", timeout=10_000
         )
@@ -132,6 +134,16 @@ async def test_agent_console_and_supervisor_wallboard(
         await expect(link).to_have_text(re.compile(r"^20\d{8,}$"), timeout=10_000)
         number = await link.text_content()
         await citizen.hangup()
+        # Today's figures come from the call log: once the end of the call is written, a fresh
+        # look at the wallboard counts it.
+        await events.wait_for(
+            CallLogged, 20, lambda e: e.linkedid == answered.linkedid and e.change == "CallEnded"
+        )
+        await board.reload()
+        today = board.locator('#today tr[data-queue="q112"]')
+        await expect(today.locator('[data-field="answered"]')).to_have_text(re.compile(r"^[1-9]\d*$"))
+        await expect(board.locator("#per-hour .bar")).to_have_count(24)
+        await expect(board.locator("#socket-state")).to_have_attribute("data-connected", "true")
 
         # The supervisor sees the agent's pause with its reason, without reloading.
         await console.select_option("#pause-reason", "istirahat")

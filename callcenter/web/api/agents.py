@@ -8,13 +8,16 @@ these endpoints with 503 and says why.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlalchemy.orm import Session
 
 from callcenter.auth.models import User
 from callcenter.auth.roles import Permission as P
+from callcenter.calls import stats
 from callcenter.calls.live import LiveState
 from callcenter.calls.stations import PAUSE_REASONS, SERVICE_QUEUES, AgentStations, Station, station_of
 from callcenter.errors import NotFound
@@ -28,6 +31,8 @@ class LiveDeps:
     state: LiveState
     stations: AgentStations
     hub: LiveHub
+    # Where "today" starts for the wallboard's figures.
+    timezone: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Jakarta"))
 
 
 LIVE: web.AppKey[LiveDeps] = web.AppKey("live", LiveDeps)
@@ -108,6 +113,19 @@ async def wallboard(request: web.Request) -> web.Response:
     return json_ok(live_deps(request).state.snapshot(time.time()))
 
 
+async def today_figures(request: web.Request) -> web.Response:
+    live = live_deps(request)
+    now = time.time()
+    logged_in: dict[str, int] = {}
+    for system in live.state.system_names():
+        for agent in live.state.agents(system):
+            for queue in agent.memberships:
+                logged_in[queue] = logged_in.get(queue, 0) + 1
+    tz = live.timezone
+    when = datetime.fromtimestamp(now, UTC)
+    return json_ok(await request.app[DATABASE].run(lambda s: stats.today(s, when, tz, logged_in)))
+
+
 async def console_socket(request: web.Request) -> web.StreamResponse:
     live = live_deps(request)
     who = actor(request)
@@ -132,6 +150,8 @@ AGENT_ROUTES: list[Route] = [
     Route("GET", A, agent_status, "My station and queue state", "agents", P.AGENT_STATION),
     Route("GET", "/api/v1/pause-reasons", pause_reasons, "Pause reasons", "agents", P.AGENT_STATION),
     Route("GET", "/api/v1/live/wallboard", wallboard, "Queues, callers and agents now", "live", P.LIVE_WATCH),
+    Route("GET", "/api/v1/live/today", today_figures, "Today's calls, service level and staffing", "live",
+          P.LIVE_WATCH),
     Route("GET", "/api/v1/live/socket", console_socket, "Console WebSocket (screen-pops, live state)",
           "live", P.LIVE_CONSOLE),
 ]  # fmt: skip

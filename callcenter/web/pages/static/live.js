@@ -318,6 +318,57 @@
     if (!callers.firstChild) { noneItem(callers); }
   }
 
+  function percent(value) {
+    return value === null || value === undefined ? null : Math.round(value * 1000) / 10 + "%";
+  }
+
+  async function loadToday() {
+    var result = await api("GET", "/api/v1/live/today");
+    if (!result.ok) {
+      return;
+    }
+    var today = $("today").tBodies[0];
+    var staffing = $("staffing").tBodies[0];
+    clear(today);
+    clear(staffing);
+    result.data.queues.forEach(function (q) {
+      var row = document.createElement("tr");
+      row.dataset.queue = q.name;
+      cell(row, q.name);
+      cell(row, q.offered).dataset.field = "offered";
+      cell(row, q.answered).dataset.field = "answered";
+      cell(row, q.abandoned).dataset.field = "abandoned";
+      var level = cell(row, percent(q.service_level));
+      level.dataset.field = "service_level";
+      if (q.service_level !== null && q.service_level < q.target.share) {
+        level.className = "below-target";
+      }
+      cell(row, percent(q.target.share) + " / " + q.target.seconds + " s");
+      today.appendChild(row);
+      q.staffing.forEach(function (h) {
+        var r = document.createElement("tr");
+        cell(r, q.name);
+        cell(r, String(h.hour).padStart(2, "0") + ":00");
+        cell(r, h.calls);
+        cell(r, h.agents_needed).dataset.field = "needed";
+        cell(r, h.logged_in);
+        staffing.appendChild(r);
+      });
+    });
+    var bars = $("per-hour");
+    clear(bars);
+    var most = Math.max.apply(null, result.data.calls_per_hour.concat([1]));
+    result.data.calls_per_hour.forEach(function (count, hour) {
+      var bar = document.createElement("div");
+      bar.className = "bar";
+      bar.style.height = Math.round((count / most) * 100) + "%";
+      bar.title = String(hour).padStart(2, "0") + ":00 · " + count;
+      bar.dataset.hour = hour;
+      bar.dataset.count = count;
+      bars.appendChild(bar);
+    });
+  }
+
   if (root.dataset.kind === "console") {
     setupConsole();
   } else {
@@ -326,5 +377,7 @@
         showWallboard(message);
       }
     });
+    loadToday();
+    setInterval(loadToday, 30000);
   }
 })();
