@@ -12,13 +12,16 @@ query parameters and leave as JSON data for the console to escape.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from callcenter.calls.blocks import active_block, normalize_number
+from callcenter.calls.models import CallClassification
 from callcenter.calls.records import CallRecord
 from callcenter.dispatch.models import Category
+from callcenter.errors import InvalidInput
 from callcenter.tickets.models import Ticket
 
 HISTORY_LIMIT = 10
@@ -98,19 +101,30 @@ def _draft(service: str, caller_number: str, ivr: Mapping[str, str]) -> dict[str
 def _history(session: Session, caller_number: str, exclude_call: int | None) -> dict[str, object]:
     if not caller_number:
         # Withheld number: there is nobody to look up, and "" would match every unknown caller.
-        return {"tickets": [], "calls": []}
+        return {"tickets": [], "calls": [], "marks": {}, "block": None}
     tickets = session.scalars(
         select(Ticket)
         .where(Ticket.reporter_number == caller_number)
         .order_by(Ticket.created_at.desc())
         .limit(HISTORY_LIMIT)
     )
-    calls = session.scalars(
-        select(CallRecord)
+    calls = session.execute(
+        select(CallRecord, CallClassification.code)
+        .outerjoin(CallClassification, CallClassification.call_id == CallRecord.id)
         .where(CallRecord.caller_number == caller_number, CallRecord.id != (exclude_call or -1))
         .order_by(CallRecord.started_at.desc())
         .limit(HISTORY_LIMIT)
+    ).all()
+    # How this number's earlier calls were judged, over all of them, not only the latest ten.
+    marks = dict(
+        session.execute(
+            select(CallClassification.code, func.count())
+            .join(CallRecord, CallRecord.id == CallClassification.call_id)
+            .where(CallRecord.caller_number == caller_number)
+            .group_by(CallClassification.code)
+        ).all()
     )
+    block = _active_block(session, caller_number)
     return {
         "tickets": [
             {"number": t.number, "status": t.status, "summary": t.summary, "created_at": iso(t.created_at)}
@@ -123,7 +137,21 @@ def _history(session: Session, caller_number: str, exclude_call: int | None) -> 
                 "queue": c.queue,
                 "answered": c.answered_at is not None,
                 "agent": c.agent,
+                "classification": code,
             }
-            for c in calls
+            for c, code in calls
         ],
+        "marks": marks,
+        "block": block,
     }
+
+
+def _active_block(session: Session, caller_number: str) -> dict[str, object] | None:
+    try:
+        number = normalize_number(caller_number)
+    except InvalidInput:
+        return None  # not a dialable number: it cannot have been blocked
+    block = active_block(session, number, datetime.now(UTC))
+    if block is None:
+        return None
+    return {"reason": block.reason, "expires_at": iso(block.expires_at), "since": iso(block.created_at)}

@@ -170,6 +170,8 @@ _TABLE: dict[str, tuple[str, str]] = {
     "console.earlier_tickets": ("Tiket sebelumnya", "Earlier tickets"),
     "console.earlier_calls": ("Panggilan sebelumnya", "Earlier calls"),
     "console.none": ("Tidak ada.", "None."),
+    "console.blocked": ("Nomor ini sedang diblokir", "This number is blocked"),
+    "console.marks": ("Penilaian panggilan sebelumnya", "Earlier calls were judged"),
     "console.callbacks": ("Panggilan balik", "Callbacks"),
     "console.call_back": ("Hubungi", "Call back"),
     "console.reached": ("Terhubung", "Reached"),

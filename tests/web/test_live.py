@@ -18,12 +18,14 @@ from sqlalchemy.orm import Session
 
 from callcenter.auth import service as auth
 from callcenter.auth.models import User
+from callcenter.calls.blocks import block_caller, classify_call
 from callcenter.calls.live import AgentRinging, LiveState
 from callcenter.calls.stations import AgentStations, Station
 from callcenter.dispatch.seed import seed_directory
 from callcenter.events import EventBus
+from callcenter.storage.base import utcnow
 from callcenter.storage.database import Database
-from callcenter.tickets.service import CallKey, NewTicket, TicketService
+from callcenter.tickets.service import CallKey, NewTicket, TicketService, ensure_call
 from callcenter.tickets.sla import DEFAULT_CALENDAR, load_calendar
 from callcenter.web.api.agents import LiveDeps
 from callcenter.web.app import ApiDeps, create_web_app
@@ -157,6 +159,10 @@ async def test_screen_pop_goes_to_the_ringing_station_only_with_history(live: Li
         service.create(session, banjir, actor)
         by_ivr = NewTicket(summary="IVR", channel="hotline", call=CallKey("pbx", "L-2", "0812"))
         service.create(session, by_ivr, actor)
+        # An earlier call from the same number, judged a prank, and the number blocked for it.
+        ensure_call(session, CallKey("pbx", "L-0", "081200001111"), utcnow())
+        classify_call(session, "pbx", "L-0", "iseng", actor, now=utcnow())
+        block_caller(session, "081200001111", "iseng berulang", actor, utcnow())
 
     await live.db.run(earlier)
     async with (

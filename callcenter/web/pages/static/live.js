@@ -172,7 +172,16 @@
           }
         }
       }
-      var history = pop.history || { tickets: [], calls: [] };
+      var history = pop.history || { tickets: [], calls: [], marks: {}, block: null };
+      var block = $("caller-block");
+      block.hidden = !history.block;
+      if (history.block) {
+        block.textContent = words.msgBlocked + ": " + history.block.reason + " (" + history.block.expires_at + ")";
+      }
+      var marks = Object.keys(history.marks || {}).sort().map(function (code) { return code + " × " + history.marks[code]; });
+      var marksLine = $("caller-marks");
+      marksLine.hidden = !marks.length;
+      marksLine.textContent = words.msgMarks + ": " + marks.join(", ");
       var tickets = $("history-tickets");
       clear(tickets);
       history.tickets.forEach(function (t) { item(tickets, t.number + " · " + t.status + " · " + t.summary); });
