@@ -37,6 +37,9 @@ PAUSE_REASONS: Mapping[str, tuple[str, str]] = {
     "ibadah": ("Ibadah", "Prayer"),
 }
 
+# Supervisor modes -> ChanSpy options: listen only, whisper to the agent, or join the call.
+SPY_MODES: Mapping[str, str] = {"listen": "qE", "whisper": "qEw", "barge": "qEB"}
+
 # Asterisk's answers that mean "already as you want it": login and logout are idempotent.
 _ALREADY = ("already there", "not there")
 
@@ -128,6 +131,30 @@ class AgentStations:
                 "Timeout": "30000",
                 "Async": "true",
                 "Variable": f"CC_CALLBACK={int(callback_id)}",
+            }
+        )
+
+    async def spy(self, supervisor: Station, agent_interface: str, mode: str) -> None:
+        """Ring the supervisor's station; once answered it listens to, whispers to, or barges
+        into the agent's call (ChanSpy). ``agent_interface`` must be a known agent station."""
+        options = SPY_MODES.get(mode)
+        if options is None:
+            raise InvalidInput("mode", f"must be one of {', '.join(SPY_MODES)}")
+        station = agent_interface.removeprefix("PJSIP/")
+        if not agent_interface.startswith("PJSIP/") or not STATION_RE.match(station):
+            raise InvalidInput("agent", "an agent is a station interface such as PJSIP/agent1")
+        if station == supervisor.station:
+            raise InvalidInput("agent", "a station cannot listen to itself")
+        await self._send(
+            {
+                "Action": "Originate",
+                "Channel": supervisor.interface,
+                "Application": "ChanSpy",
+                # q: no beep or name announcement; E: stop when the spied call ends.
+                "Data": f"{agent_interface},{options}",
+                "CallerID": f"Pantau <{station}>",
+                "Timeout": "30000",
+                "Async": "true",
             }
         )
 

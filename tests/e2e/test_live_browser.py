@@ -126,6 +126,9 @@ async def test_agent_console_and_supervisor_wallboard(
             "data-state", "in_call", timeout=10_000
         )
 
+        await expect(
+            board.locator('#agents tr[data-agent="PJSIP/agent1"] button[data-spy="listen"]')
+        ).to_be_visible()
         # One click opens the pre-filled form; the agent writes the summary and saves.
         await expect(console.locator("#tf-number")).to_have_value(c.number)
         await console.fill("#tf-summary", "Orang pingsan di pasar <script>alert(1)</script>")

@@ -36,7 +36,9 @@ from callcenter.calls.records import CallRecord
 from callcenter.credentials import SipAccount
 from callcenter.settings import Settings
 from callcenter.sip import AgentPhone, CitizenPhone
+from callcenter.sip.wav import wav_rms
 from tests.e2e.conftest import running_engine
+from tests.realparts import SPEECH_RMS
 
 pytestmark = pytest.mark.e2e
 
@@ -285,3 +287,50 @@ async def test_the_engine_resyncs_after_asterisk_crashes_mid_call(
         return len(session.scalars(select(CallRecord).where(CallRecord.linkedid == linkedid)).all())
 
     assert await engine.database.run(rows) == 1  # the call was logged once, replays or not
+
+
+async def test_a_supervisor_listens_to_an_agents_call(
+    live_engine: Engine, accounts: dict[str, SipAccount], pbx_settings: Settings, citizen_speech: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    engine = live_engine
+    made = await tokens(engine)
+    tag = secrets.token_hex(3)
+
+    def supervisor(session: Session) -> str:
+        # The supervisor's desk phone is station agent2 (budi's phone in this test kit).
+        user = auth.create_user(session, f"sri-{tag}", "password-sri-1", "supervisor", station="agent2")
+        return auth.create_token(session, user, "e2e")
+
+    c = accounts["citizen2"]
+    async with (
+        engine.bus.subscribe() as events,
+        console(engine, pbx_settings, made["ani"]) as ani,
+        console(engine, pbx_settings, await engine.database.run(supervisor)) as sri,
+        agent_phones(accounts) as phones,
+        CitizenPhone(username=c.username, password=c.password, port=c.port) as citizen,
+    ):
+        await ani.post("/agent/login")
+        # Nobody is on a call yet, and agents may not listen to each other.
+        async with sri.http.post(sri.base + "/live/spy", json={"agent": "agent1"}) as response:
+            assert response.status == 409
+        async with ani.http.post(ani.base + "/live/spy", json={"agent": "agent1"}) as response:
+            assert response.status == 403
+        await citizen.dial(pbx_settings.emergency_number, timeout=15)
+        await citizen.send_dtmf("2")
+        await phones["ani"].wait_ringing(30)
+        await phones["ani"].answer()
+        await events.wait_for(AgentAnswered, 10, lambda e: e.interface == "PJSIP/agent1")
+
+        listening = await sri.post("/live/spy", {"agent": "agent1", "mode": "listen"})
+        assert listening == {"agent": "agent1", "mode": "listen", "station": "agent2"}
+        await phones["budi"].wait_ringing(15)  # the supervisor's own station rings first
+        await phones["budi"].answer()
+        heard = tmp_path / "supervisor-heard.wav"
+        await phones["budi"].record(heard)
+        await citizen.play(citizen_speech)
+        await citizen.wait_playback_done(30)
+        await phones["budi"].stop_recording()
+        await citizen.hangup()
+    rms, duration = wav_rms(heard)
+    assert rms > SPEECH_RMS, f"the supervisor heard silence (RMS {rms:.0f}, {duration:.1f} s)"

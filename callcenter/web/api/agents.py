@@ -20,7 +20,7 @@ from callcenter.auth.roles import Permission as P
 from callcenter.calls import stats
 from callcenter.calls.live import LiveState
 from callcenter.calls.stations import PAUSE_REASONS, SERVICE_QUEUES, AgentStations, Station, station_of
-from callcenter.errors import NotFound
+from callcenter.errors import Conflict, InvalidInput, NotFound
 from callcenter.web.api import schemas
 from callcenter.web.api.framework import BODY, DATABASE, ApiError, Route, actor, json_ok
 from callcenter.web.live import LiveHub, serve_console
@@ -126,6 +126,29 @@ async def today_figures(request: web.Request) -> web.Response:
     return json_ok(await request.app[DATABASE].run(lambda s: stats.today(s, when, tz, logged_in)))
 
 
+async def spy_on_agent(request: web.Request) -> web.Response:
+    """Listen, whisper or barge: the supervisor's own station rings and joins the agent's call."""
+    live, who, body = live_deps(request), actor(request), request[BODY]
+
+    def load(session: Session) -> str:
+        user = session.get(User, who.user_id) if who.user_id is not None else None
+        if user is None or not user.station:
+            raise InvalidInput("station", f"user {who.username!r} has no station to listen from")
+        return user.station
+
+    own = Station(who.username, await request.app[DATABASE].run(load), ())
+    interface = f"PJSIP/{body.agent}"
+    in_call = any(
+        agent.call is not None
+        for system in live.state.system_names()
+        if (agent := live.state.agent(system, interface)) is not None
+    )
+    if not in_call:
+        raise Conflict(f"{body.agent} is not in a queue call now")
+    await live.stations.spy(own, interface, body.mode)
+    return json_ok({"agent": body.agent, "mode": body.mode, "station": own.station})
+
+
 async def console_socket(request: web.Request) -> web.StreamResponse:
     live = live_deps(request)
     who = actor(request)
@@ -152,6 +175,8 @@ AGENT_ROUTES: list[Route] = [
     Route("GET", "/api/v1/live/wallboard", wallboard, "Queues, callers and agents now", "live", P.LIVE_WATCH),
     Route("GET", "/api/v1/live/today", today_figures, "Today's calls, service level and staffing", "live",
           P.LIVE_WATCH),
+    Route("POST", "/api/v1/live/spy", spy_on_agent, "Listen, whisper or barge on an agent's call", "live",
+          P.LIVE_WATCH, body=schemas.Spy),
     Route("GET", "/api/v1/live/socket", console_socket, "Console WebSocket (screen-pops, live state)",
           "live", P.LIVE_CONSOLE),
 ]  # fmt: skip

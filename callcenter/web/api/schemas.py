@@ -157,3 +157,8 @@ class Pause(Body):
 class CallbackOutcome(Body):
     outcome: Literal["dihubungi", "tidak_diangkat", "gagal", "batal"]
     note: Annotated[str, StringConstraints(max_length=1000)] = ""
+
+
+class Spy(Body):
+    agent: Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+    mode: Literal["listen", "whisper", "barge"] = "listen"

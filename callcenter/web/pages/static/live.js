@@ -321,6 +321,22 @@
         cell(row, stateName(a.state)).dataset.field = "state";
         cell(row, Math.round(a.time_in_state));
         cell(row, a.paused_reason).dataset.field = "reason";
+        var actions = cell(row, "");
+        actions.textContent = "";
+        if (a.call) {
+          [["listen", words.msgListen], ["whisper", words.msgWhisper], ["barge", words.msgBarge]].forEach(function (pair) {
+            var button = document.createElement("button");
+            button.type = "button";
+            button.textContent = pair[1];
+            button.dataset.spy = pair[0];
+            button.addEventListener("click", async function () {
+              var station = a.interface.replace(/^PJSIP\//, "");
+              var result = await api("POST", "/api/v1/live/spy", { agent: station, mode: pair[0] });
+              showError($("spy-error"), result.message);
+            });
+            actions.appendChild(button);
+          });
+        }
         agents.appendChild(row);
       });
     });
