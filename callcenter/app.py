@@ -91,19 +91,10 @@ class Engine:
         )
         self.live = LiveState()
         self.monitor = LiveMonitor(self.live, self.bus)
-        # Every event the live state understands goes through _on_ami_event, in arrival order.
-        handlers: dict[str, EventHandler] = dict.fromkeys(PARSERS, self._on_ami_event)
-        self.ami = AmiConnection(
-            system_name=settings.system_name,
-            host=settings.ami_host,
-            port=settings.ami_port,
-            username=settings.ami_username,
-            secret=ami_secret(settings),
-            handlers=handlers,
-            ping_interval=settings.ami_ping_interval,
-            max_backoff=settings.ami_max_backoff,
-            on_booted=self.monitor.resync,
-        )
+        # One AMI connection per Asterisk server; the first is the one this engine's agents,
+        # callbacks and supervisors act through, the others are watched.
+        self.ami = self._ami(settings.system_name, settings.ami_host, settings.ami_port)
+        self.amis = [self.ami] + [self._ami(*server) for server in settings.other_ami_servers]
         self.stations = AgentStations(self.ami)
         self.hub = LiveHub(self.bus, self.database, self.live)
         self.call_log = CallLog(self.database, self.bus)
@@ -132,7 +123,8 @@ class Engine:
         await self.database.check_async()
         await loop.run_in_executor(None, lambda: self.flows.load(initial=True))
         await _listen("FastAGI", self.settings.agi_host, self.settings.agi_port, self.agi.start())
-        self._tasks.append(asyncio.create_task(self.ami.run(), name="ami"))
+        for ami in self.amis:
+            self._tasks.append(asyncio.create_task(ami.run(), name=f"ami-{ami.system_name}"))
         self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhooks"))
         self._tasks.append(asyncio.create_task(self._watch_overdue(), name="overdue"))
         self._tasks.append(asyncio.create_task(self.flows.watch(), name="flows"))
@@ -164,15 +156,33 @@ class Engine:
         await asyncio.get_running_loop().run_in_executor(None, self.database.close)
         log.info("engine stopped")
 
-    async def _on_ami_event(self, message: Message) -> None:
-        changes = self.monitor.handle(self.settings.system_name, message)
+    def _ami(self, system_name: str, host: str, port: int) -> AmiConnection:
+        async def on_event(message: Message) -> None:
+            await self._on_ami_event(system_name, message)
+
+        # Every event the live state understands goes through on_event, in arrival order.
+        handlers: dict[str, EventHandler] = dict.fromkeys(PARSERS, on_event)
+        return AmiConnection(
+            system_name=system_name,
+            host=host,
+            port=port,
+            username=self.settings.ami_username,
+            secret=ami_secret(self.settings),
+            handlers=handlers,
+            ping_interval=self.settings.ami_ping_interval,
+            max_backoff=self.settings.ami_max_backoff,
+            on_booted=self.monitor.resync,
+        )
+
+    async def _on_ami_event(self, system_name: str, message: Message) -> None:
+        changes = self.monitor.handle(system_name, message)
         for change in changes:
-            if isinstance(change, Resynced):
+            if isinstance(change, Resynced) and change.system_name == self.ami.system_name:
                 await self._restore_agents(change.system_name)
             elif isinstance(change, CallerLeft) and change.abandoned and change.queue in CALLBACK_QUEUES:
                 await self._list_callback(change)
         if str(message.get("Event", "")) == "Hangup":
-            await self._on_hangup(message)
+            await self._on_hangup(system_name, message)
 
     async def _restore_agents(self, system_name: str) -> None:
         """After a resync: agents the engine logged in but Asterisk forgot (it restarted)."""
@@ -209,8 +219,8 @@ class Engine:
             )
             self.bus.publish(CallbackListed(callback_id, left.system_name, left.linkedid, number, left.queue))
 
-    async def _on_hangup(self, message: Message) -> None:
-        closed = recording_closed(self.settings.system_name, message)
+    async def _on_hangup(self, system_name: str, message: Message) -> None:
+        closed = recording_closed(system_name, message)
         if closed is not None:
             log.info("call %s ended; recording closed: %s", closed.linkedid, closed.mixed)
             try:
@@ -265,6 +275,8 @@ class Engine:
             "status": "ok" if ok else "degraded",
             "ivr": {"flows": sorted(self.flows.current()), "error": self.flows.last_error or None},
             "ami": ami.as_dict(),
+            # Watched servers: reported, but only the engine's own server decides "ok".
+            "ami_others": [other.status.as_dict() for other in self.amis[1:]],
             "fastagi": fastagi,
             "database": self.database.health(),
         }

@@ -52,6 +52,9 @@ class Settings:
     ami_secret: str = ""
     ami_ping_interval: float = 5.0
     ami_max_backoff: float = 30.0
+    # More Asterisk servers to watch, as "name=host:port, ..." (same AMI user and secret; a
+    # remote server's AMI is reached through a tunnel to a loopback port).
+    other_asterisks: str = ""
 
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
@@ -103,6 +106,11 @@ class Settings:
     @property
     def resolved_asterisk_root(self) -> Path:
         return self.asterisk_root or self.cache_dir / "asterisk-root"
+
+    @property
+    def other_ami_servers(self) -> list[tuple[str, str, int]]:
+        """(system name, host, port) of each other Asterisk server, parsed and checked."""
+        return _other_asterisks(self.other_asterisks, self.system_name)
 
     def replace(self, **changes: Any) -> Settings:
         return _validated(dataclasses.replace(self, **changes))
@@ -209,6 +217,31 @@ def _absolute_paths(settings: Settings, base: Path) -> dict[str, Any]:
     return out
 
 
+def _other_asterisks(value: str, system_name: str) -> list[tuple[str, str, int]]:
+    servers: list[tuple[str, str, int]] = []
+    for entry in (part.strip() for part in value.split(",")):
+        if not entry:
+            continue
+        name, _, address = entry.partition("=")
+        host, _, port_text = address.rpartition(":")
+        where = f"setting 'other_asterisks': {entry!r}"
+        if not _NAME_RE.match(name) or not host or not port_text.isdigit():
+            raise ConfigError(f"{where} must look like name=127.0.0.1:5038")
+        if name == system_name or name in {s[0] for s in servers}:
+            raise ConfigError(f"{where}: the system name {name!r} is used twice")
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ConfigError(f"{where}: AMI is reached on a loopback address only (tunnel a remote one)")
+        port = int(port_text)
+        if not 1 <= port <= 65535:
+            raise ConfigError(f"{where}: port must be between 1 and 65535")
+        servers.append((name, host, port))
+    return servers
+
+
 def _validated(settings: Settings) -> Settings:
     for name in _PORT_FIELDS:
         port = getattr(settings, name)
@@ -233,6 +266,7 @@ def _validated(settings: Settings) -> Settings:
                 f"setting '{name}' may hold only letters, digits, '-' and '_', "
                 f"got {getattr(settings, name)!r}"
             )
+    _other_asterisks(settings.other_asterisks, settings.system_name)
     if not 1 <= settings.speech_workers <= 16:
         raise ConfigError("setting 'speech_workers' must be between 1 and 16")
     for name in ("citizen_lines", "agent_stations"):
