@@ -19,8 +19,8 @@ block carries the new reason and blocker, so there is never more than one active
 and the trail shows every decision. The replacement never shortens a block: its expiry is the later
 of the old expiry and now + hours. To shorten, lift the block and block again.
 
-A blocked caller is never silently dropped: the dialplan plays a warning, logs the attempt with
-``log_blocked_attempt`` and still offers a path to a human.
+A blocked caller is never silently dropped: the IVR (``ivr/blocking.py``) plays a warning, logs
+the attempt with ``log_blocked_attempt`` and still offers a path to a human (key 9).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from callcenter.auth.actor import Actor
 from callcenter.auth.roles import Role
 from callcenter.errors import NotFound
 from callcenter.ivr import flow as f
+from callcenter.ivr.blocking import CallerScreen, Verdict
 from callcenter.ivr.prompts import digit_name, prompt_file, prompt_name
 from callcenter.storage.base import utcnow
 from callcenter.storage.database import Database
@@ -79,6 +80,7 @@ class FlowRunner:
         spool_dir: Path,
         recognize: Recognize | None = None,
         clock: Callable[[], datetime] = utcnow,
+        screen: CallerScreen | None = None,
     ) -> None:
         self.flows = flows
         self.sounds_dir = sounds_dir
@@ -90,6 +92,8 @@ class FlowRunner:
         self.spool_dir = spool_dir
         self.recognize = recognize
         self.clock = clock
+        # Blocked prank callers are warned before the 112 and hotline flows (blocking.py).
+        self.screen = screen or CallerScreen(database, sounds_dir, system_name=system_name, clock=clock)
 
     # ---- entry point: every FastAGI route ends here ---------------------------------------
     async def handle(self, session: AgiSession) -> None:
@@ -104,7 +108,11 @@ class FlowRunner:
         caller = session.env.get("agi_callerid", "")[:40]
         call = IvrCall(session=session, linkedid=linkedid, caller=caller, language=flow.language)
         try:
-            await self._walk(call, flow)
+            verdict = await self.screen.screen(
+                session, flow.name, linkedid, caller, call.language, call.fields
+            )
+            if verdict is Verdict.CLEAR:
+                await self._walk(call, flow)
         except (AgiHangup, AgiProtocolError):
             raise
         except Exception:

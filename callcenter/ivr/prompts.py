@@ -63,6 +63,11 @@ def flow_prompts(flows: Iterable[f.Flow]) -> dict[str, tuple[str, str]]:
     for lang in sorted(languages):
         for digit, word in enumerate(DIGIT_WORDS.get(lang, DIGIT_WORDS["en"])):
             out[digit_name(str(digit), lang)] = (lang, word)
+    # The warning a blocked prank caller hears before any flow (blocking.py owns its texts;
+    # imported here, not at the top, because blocking.py builds its file names with this module).
+    from callcenter.ivr.blocking import blocking_prompts
+
+    out.update(blocking_prompts(languages))
     return out
 
 

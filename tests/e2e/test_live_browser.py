@@ -14,15 +14,20 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from callcenter.agi.server import IvrCommandSent
 from callcenter.app import Engine
 from callcenter.asterisk.process import AsteriskProcess
 from callcenter.auth import service as auth
+from callcenter.auth.actor import Actor
+from callcenter.auth.roles import Role
+from callcenter.calls.blocks import lift_block, list_blocks
 from callcenter.calls.calllog import CallLogged
 from callcenter.calls.live import AgentAnswered, CallerWaiting
 from callcenter.calls.records import CallRecord
 from callcenter.credentials import SipAccount
 from callcenter.settings import Settings
 from callcenter.sip import AgentPhone, CitizenPhone
+from callcenter.storage.base import utcnow
 from callcenter.tickets.models import Ticket
 from tests.e2e.conftest import running_engine
 from tests.e2e.test_opd_browser import CHROMIUM, CHROMIUM_ARGS
@@ -49,6 +54,14 @@ async def users(engine: Engine) -> dict[str, str]:
 
     await engine.database.run(make)
     return names
+
+
+def lift_all(session: Session, number: str) -> None:
+    """The database lives as long as the test session: later tests call from this number."""
+    system = Actor(user_id=None, username="e2e", role=Role.ADMIN)
+    for block in list_blocks(session, utcnow()):
+        if block.number == number:
+            lift_block(session, block.id, system, utcnow())
 
 
 async def log_in(browser: Any, base: str, username: str, password: str, target: str) -> Any:
@@ -147,6 +160,13 @@ async def test_agent_console_and_supervisor_wallboard(
         await expect(today.locator('[data-field="answered"]')).to_have_text(re.compile(r"^[1-9]\d*$"))
         await expect(board.locator("#per-hour .bar")).to_have_count(24)
         await expect(board.locator("#socket-state")).to_have_attribute("data-connected", "true")
+        # A prank after all (out of the figures from now on): the agent classifies the call
+        # and blocks the number from the page.
+        await console.click('[data-classify="iseng"]')
+        await expect(console.locator("#classified")).to_have_attribute("data-code", "iseng")
+        await console.fill("#block-reason", "iseng berulang")
+        await console.click("#block-caller")
+        await expect(console.locator("#caller-block")).to_have_attribute("data-blocked", "true")
 
         # The supervisor sees the agent's pause with its reason, without reloading.
         await console.select_option("#pause-reason", "istirahat")
@@ -158,6 +178,13 @@ async def test_agent_console_and_supervisor_wallboard(
         assert console.errors == [] and board.errors == []
         await browser.close()
 
+        # The next call from that number hears the warning before anything else.
+        async with CitizenPhone(username=c.username, password=c.password, port=c.port) as again:
+            await again.dial(pbx_settings.emergency_number, timeout=15)
+            warned = await events.wait_for(IvrCommandSent, 20, lambda e: e.command.startswith("GET DATA"))
+            assert "/callcenter/blocked-warning-id" in warned.command
+            await again.hangup()
+
     def stored(session: Session) -> tuple[str, str, str]:
         ticket = session.scalars(select(Ticket).where(Ticket.number == number)).one()
         call = session.get(CallRecord, ticket.origin_call_id)
@@ -165,5 +192,6 @@ async def test_agent_console_and_supervisor_wallboard(
         return ticket.summary, ticket.reporter_number, call.caller_number
 
     summary, reporter, caller = await engine.database.run(stored)
+    await engine.database.run(lambda s: lift_all(s, c.number))
     assert summary.endswith("<script>alert(1)</script>")  # stored as text, never run
     assert reporter == c.number and caller == c.number

@@ -32,6 +32,7 @@ from callcenter.tickets.writer import TicketWriter
 from callcenter.web.api import schemas
 from callcenter.web.api.agents import AGENT_ROUTES
 from callcenter.web.api.callbacks import CALLBACK_ROUTES
+from callcenter.web.api.calls import CALL_ROUTES
 from callcenter.web.api.framework import (
     ACTOR,
     BODY,
@@ -545,4 +546,5 @@ ROUTES: list[Route] = [
           P.REPORTS_READ, query=ExportQuery, produces_csv=True),
     *AGENT_ROUTES,
     *CALLBACK_ROUTES,
+    *CALL_ROUTES,
 ]  # fmt: skip

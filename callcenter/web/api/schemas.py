@@ -162,3 +162,25 @@ class CallbackOutcome(Body):
 class Spy(Body):
     agent: Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
     mode: Literal["listen", "whisper", "barge"] = "listen"
+
+
+# ---- the 112 desk: call classification and prank-caller blocks --------------------------------
+# Free text without control characters (tab and line breaks allowed): PostgreSQL refuses NUL.
+NoteText = Annotated[str, StringConstraints(max_length=500, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
+
+
+class CallClassify(Body):
+    """What the agent judged the call to be (see ``calls.blocks.CLASSIFICATIONS``)."""
+
+    code: Literal["darurat", "informasi", "iseng", "hantu"]
+    note: NoteText = ""
+
+
+class BlockCreate(Body):
+    """Block a prank caller's number for ``hours`` (24 unless said; at most a year)."""
+
+    number: Annotated[str, StringConstraints(min_length=1, max_length=33, pattern=r"^\+?[0-9]{1,32}$")]
+    reason: Annotated[
+        str, StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
+    ]
+    hours: Annotated[float, Field(gt=0, le=24 * 366)] = 24.0

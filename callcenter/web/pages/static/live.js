@@ -137,6 +137,10 @@
     });
 
     function showPop(pop) {
+      if (!current || current.call.linkedid !== pop.call.linkedid) {
+        $("classified").textContent = "";
+        delete $("classified").dataset.code;
+      }
       current = pop;
       $("no-call").hidden = true;
       $("call").hidden = false;
@@ -228,6 +232,39 @@
       showError($("ticket-error"), result.message);
       if (result.ok) {
         showTicket(result.data.number, result.data.status);
+      }
+    });
+
+    document.querySelectorAll("[data-classify]").forEach(function (button) {
+      button.addEventListener("click", async function () {
+        if (!current) {
+          return;
+        }
+        var url = "/api/v1/calls/" + encodeURIComponent(current.call.system_name) + "/" +
+          encodeURIComponent(current.call.linkedid) + "/classification";
+        var result = await api("POST", url, { code: button.dataset.classify });
+        showError($("classify-error"), result.message);
+        if (result.ok) {
+          $("classified").textContent = words.msgClassified + ": " + button.textContent;
+          $("classified").dataset.code = button.dataset.classify;
+        }
+      });
+    });
+
+    $("block-caller").addEventListener("click", async function () {
+      if (!current) {
+        return;
+      }
+      var result = await api("POST", "/api/v1/blocks", {
+        number: current.call.caller_number,
+        reason: $("block-reason").value,
+      });
+      showError($("classify-error"), result.message);
+      if (result.ok) {
+        var block = $("caller-block");
+        block.hidden = false;
+        block.dataset.blocked = "true";
+        block.textContent = words.msgBlockDone + ": " + result.data.number + " (" + result.data.expires_at + ")";
       }
     });
 
