@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from callcenter.auth.actor import Actor
 from callcenter.auth.roles import Permission
+from callcenter.calls.callbacks import CallbackListed
 from callcenter.calls.live import (
     AgentAnswered,
     AgentRingEnded,
@@ -105,6 +106,12 @@ class LiveHub:
             await self._pop(change)
         elif isinstance(change, (AgentRingEnded, AgentStateChanged)):
             self._to_station(change.interface, _change_json(change))
+        elif isinstance(change, CallbackListed):
+            # Every console shows the callback list; tell them to fetch it again.
+            text = json.dumps({"type": "callbacks", "queue": change.queue})
+            for console in self._consoles:
+                if console.interface is not None:
+                    console.offer(text)
         if isinstance(change, Change):
             self._wallboard_dirty.set()
 

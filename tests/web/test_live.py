@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from callcenter.auth import service as auth
 from callcenter.auth.models import User
 from callcenter.calls.blocks import block_caller, classify_call
+from callcenter.calls.callbacks import CallbackListed
 from callcenter.calls.live import AgentRinging, LiveState
 from callcenter.calls.stations import AgentStations, Station
 from callcenter.dispatch.seed import seed_directory
@@ -195,6 +196,10 @@ async def test_screen_pop_goes_to_the_ringing_station_only_with_history(live: Li
         live.bus.publish(ringing("L-3", interface="PJSIP/agent2"))
         assert json.loads(await budi.receive_str(timeout=10))["call"]["linkedid"] == "L-3"
         assert live.hub.pops_sent == 3
+        # A new entry on the callback list makes every agent console fetch the list again.
+        live.bus.publish(CallbackListed(7, "pbx", "L-9", "081200002222", "q112"))
+        assert json.loads(await ani.receive_str(timeout=10)) == {"type": "callbacks", "queue": "q112"}
+        assert json.loads(await budi.receive_str(timeout=10))["type"] == "callbacks"
 
 
 async def test_the_socket_refuses_strangers(live: Live) -> None:
