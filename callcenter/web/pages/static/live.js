@@ -341,7 +341,9 @@
         cell(row, Math.round(q.longest_wait));
         cell(row, q.answered);
         cell(row, q.abandoned).dataset.field = "abandoned";
-        cell(row, q.service_level_perf === null || q.service_level_perf === undefined ? null : q.service_level_perf + "%");
+        // Asterisk reports 0% before any call was counted: show nothing rather than a false 0.
+        var counted = (q.completed || 0) + (q.abandoned || 0);
+        cell(row, counted && q.service_level_perf !== null && q.service_level_perf !== undefined ? q.service_level_perf + "%" : null);
         var states = Object.keys(q.agents_by_state).filter(function (s) { return q.agents_by_state[s]; })
           .map(function (s) { return stateName(s) + ": " + q.agents_by_state[s]; });
         cell(row, states.join(", "));
