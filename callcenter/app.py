@@ -40,6 +40,8 @@ from callcenter.ivr.interpreter import FlowRunner
 from callcenter.ivr.registry import FlowRegistry
 from callcenter.recording.catalogue import catalogue
 from callcenter.recording.closed import recording_closed
+from callcenter.recording.integrity import RecordingFailed, check_recording
+from callcenter.recording.retention import RetentionJob, RetentionPolicy
 from callcenter.settings import ConfigError, Settings
 from callcenter.storage.base import utcnow
 from callcenter.storage.database import Database
@@ -130,6 +132,13 @@ class Engine:
         self._tasks.append(asyncio.create_task(self.flows.watch(), name="flows"))
         self._tasks.append(asyncio.create_task(self.hub.run(), name="live-hub"))
         self._tasks.append(asyncio.create_task(self.call_log.run(), name="call-log"))
+        retention = RetentionJob(
+            self.database,
+            RetentionPolicy.from_settings(self.settings),
+            self.settings.recordings_dir,
+            self.settings.retention_check_interval,
+        )
+        self._tasks.append(asyncio.create_task(retention.run(), name="retention"))
         self._runner = web.AppRunner(self.web, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
@@ -221,13 +230,33 @@ class Engine:
 
     async def _on_hangup(self, system_name: str, message: Message) -> None:
         closed = recording_closed(system_name, message)
-        if closed is not None:
-            log.info("call %s ended; recording closed: %s", closed.linkedid, closed.mixed)
-            try:
-                await self.database.run(lambda s: catalogue(s, closed))
-            except SQLAlchemyError as exc:
-                log.error("call %s: recording not catalogued: %s", closed.linkedid, exc)
-            self.bus.publish(closed)
+        if closed is None:
+            return
+        log.info("call %s ended; recording closed: %s", closed.linkedid, closed.mixed)
+        # Hashing and header checks read whole files: on an executor thread, never on the loop,
+        # and before the transaction so no database lock waits on the disk.
+        loop = asyncio.get_running_loop()
+        check = await loop.run_in_executor(None, check_recording, closed, self.settings.recordings_dir)
+        recording_id: int | None = None
+        announce = not check.ok
+        try:
+            done = await self.database.run(lambda s: catalogue(s, closed, check))
+            recording_id = done.recording_id
+            announce = not check.ok and done.created  # a replayed Hangup was announced already
+        except SQLAlchemyError as exc:
+            log.error("call %s: recording not catalogued: %s", closed.linkedid, exc)
+        if announce:
+            log.error("call %s: recording %s failed: %s", closed.linkedid, closed.base, check.failure)
+            failed = RecordingFailed(
+                system_name=closed.system_name,
+                linkedid=closed.linkedid,
+                uniqueid=closed.uniqueid,
+                base=closed.base,
+                recording_id=recording_id,
+                reason=check.failure,
+            )
+            self.bus.publish(failed)
+        self.bus.publish(closed)
 
     async def _recognize(self, audio: Path, grammar: list[str], engine: str) -> str | None:
         """Which grammar word the caller said, decoded in a worker process (never on the loop)."""

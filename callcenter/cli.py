@@ -21,6 +21,8 @@ from callcenter import __version__
 from callcenter.asterisk.process import AsteriskError, AsteriskProcess
 from callcenter.asterisk.provision import ProvisionError, locate
 from callcenter.asterisk.render import InstanceDirs, render
+from callcenter.audit.log import head as audit_head
+from callcenter.audit.log import verify as audit_verify
 from callcenter.auth import service as auth
 from callcenter.auth.models import User
 from callcenter.credentials import load_or_create, sip_accounts
@@ -31,6 +33,8 @@ from callcenter.ivr.graph import GraphError, render_svg, to_dot
 from callcenter.ivr.loader import FlowError, display_path, flow_files, load_flows
 from callcenter.ivr.prompts import ensure_prompts, flow_prompts
 from callcenter.logs import setup_logging
+from callcenter.recording.catalogue import catalogued_files
+from callcenter.recording.integrity import verify_files
 from callcenter.settings import ConfigError, Settings, load_settings
 from callcenter.storage.database import Database
 from callcenter.storage.migrate import current, upgrade
@@ -98,6 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("flow", metavar="FLOW", help="the flow's name, e.g. hotline")
     graph.add_argument("-o", "--output", required=True, metavar="OUT.svg", help="the SVG file to write")
     graph.add_argument("--lang", choices=LANGUAGES, help="language of the prompt texts shown")
+
+    recordings = sub.add_parser("recordings", help="call recordings")
+    recordings_sub = recordings.add_subparsers(dest="action", required=True)
+    rec_verify = recordings_sub.add_parser(
+        "verify", help="re-hash every catalogued recording file; exit 1 on a mismatch or a missing file"
+    )
+    rec_verify.add_argument("--json", action="store_true")
+
+    audit = sub.add_parser("audit", help="the tamper-evident audit log")
+    audit_sub = audit.add_subparsers(dest="action", required=True)
+    audit_verify = audit_sub.add_parser(
+        "verify", help="check the audit log's hash chain; exit 1 on an altered, missing or moved entry"
+    )
+    audit_verify.add_argument("--json", action="store_true")
 
     phone = sub.add_parser("phone", help="terminal softphone for an agent station")
     phone.add_argument("--station", help="an account of the local profile, e.g. agent1")
@@ -328,6 +346,50 @@ def _graph_flow(settings: Settings, name: str, out: Path, lang: str | None) -> i
     return 0
 
 
+def cmd_recordings(settings: Settings, args: argparse.Namespace) -> int:
+    """Problems one per line and a summary (or one JSON document); exit 1 if any problem."""
+    database = _database(settings)
+    try:
+        # Only the list is read in the transaction; hashing hours of audio holds no database lock.
+        with database.transaction() as session, session.begin():
+            files, report = catalogued_files(session)
+    finally:
+        database.close()
+    report = verify_files(files, report)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        for problem in report.problems:
+            print(problem.line())
+        print(report.summary())
+    return 1 if report.problems else 0
+
+
+def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    """Problems one per line and a summary with the chain's head (or JSON); exit 1 if any."""
+    database = _database(settings)
+    try:
+        with database.transaction() as session, session.begin():
+            problems = audit_verify(session)
+            last = audit_head(session)
+    finally:
+        database.close()
+    if args.json:
+        document = {
+            "ok": not problems,
+            "entries": last.entries,
+            "head": {"seq": last.seq, "hash": last.hash},
+            "problems": [p.as_dict() for p in problems],
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        for problem in problems:
+            print(problem.line())
+        verdict = f"FAILED: {len(problems)} problem(s)" if problems else "ok: the chain is intact"
+        print(f"{verdict}; {last.entries} entries, head {last.seq} {last.hash}")
+    return 1 if problems else 0
+
+
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "flows": cmd_flows,
     "prompts": cmd_prompts,
@@ -337,6 +399,8 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "run": cmd_run,
     "asterisk": cmd_asterisk,
     "phone": cmd_phone,
+    "recordings": cmd_recordings,
+    "audit": cmd_audit,
 }
 
 

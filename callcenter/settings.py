@@ -83,6 +83,12 @@ class Settings:
     wrapup_seconds: int = 10
     overdue_check_interval: float = 60.0
 
+    # Recording retention in days per service (0 keeps them for ever); files of calls linked to an
+    # open ticket or on legal hold are kept regardless. Checked every retention_check_interval s.
+    retention_days_112: int = 365
+    retention_days_hotline: int = 180
+    retention_check_interval: float = 3600.0
+
     # Speech choices in the IVR: worker processes that decode, and how long a caller may wait.
     speech_workers: int = 1
     speech_timeout: float = 20.0
@@ -279,6 +285,9 @@ def _validated(settings: Settings) -> Settings:
     for name in ("verify_days", "follow_up_days"):
         if not 1 <= getattr(settings, name) <= 60:
             raise ConfigError(f"setting '{name}' must be between 1 and 60 working days")
+    for name in ("retention_days_112", "retention_days_hotline"):
+        if not 0 <= getattr(settings, name) <= 36500:
+            raise ConfigError(f"setting '{name}' must be between 0 (keep for ever) and 36500 days")
     if not 0 <= settings.wrapup_seconds <= 600:
         raise ConfigError("setting 'wrapup_seconds' must be between 0 and 600")
     if settings.holidays_file is not None and not settings.holidays_file.is_file():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
+from callcenter.audit import models as audit_models
 from callcenter.auth import models as auth_models
 from callcenter.calls import models as call_models
 from callcenter.calls import records as call_records
@@ -16,7 +17,15 @@ from callcenter.recording import models as recording_models
 from callcenter.storage.base import Base
 from callcenter.tickets import models as ticket_models
 
-MODEL_MODULES = (auth_models, call_models, call_records, dispatch_models, recording_models, ticket_models)
+MODEL_MODULES = (
+    audit_models,
+    auth_models,
+    call_models,
+    call_records,
+    dispatch_models,
+    recording_models,
+    ticket_models,
+)
 
 
 def metadata() -> MetaData:

@@ -1,0 +1,1 @@
+"""Tamper-evident audit log: every access to a recording (and other sensitive objects) is recorded."""
