@@ -93,6 +93,20 @@ class Settings:
     speech_workers: int = 1
     speech_timeout: float = 20.0
 
+    # Offline transcription of recordings (docs/SPEECH.md): engine (vosk | whisper), model
+    # folders (empty: the model the engine's package ships), language ("" = the engine's default;
+    # "id" with a multilingual Whisper for Bahasa Indonesia), worker processes on this node (0:
+    # this node only enqueues, other machines transcribe), a job's lease and attempts, and the
+    # longest audio decoded in one piece (longer recordings are split at silences).
+    transcribe_engine: str = "vosk"
+    transcription_workers: int = 2
+    vosk_model_dir: Path | None = None
+    whisper_model_dir: Path | None = None
+    transcribe_language: str = ""
+    transcription_lease_seconds: float = 300.0
+    transcription_max_attempts: int = 3
+    transcription_segment_seconds: float = 30.0
+
     # Internal: the file the settings came from, for messages.
     source: str = field(default="defaults", compare=False)
 
@@ -275,6 +289,21 @@ def _validated(settings: Settings) -> Settings:
     _other_asterisks(settings.other_asterisks, settings.system_name)
     if not 1 <= settings.speech_workers <= 16:
         raise ConfigError("setting 'speech_workers' must be between 1 and 16")
+    if settings.transcribe_engine not in ("vosk", "whisper"):
+        raise ConfigError("setting 'transcribe_engine' must be 'vosk' or 'whisper'")
+    if not 0 <= settings.transcription_workers <= 32:
+        raise ConfigError("setting 'transcription_workers' must be between 0 and 32")
+    for name in ("vosk_model_dir", "whisper_model_dir"):
+        if getattr(settings, name) is not None and not getattr(settings, name).is_dir():
+            raise ConfigError(f"setting '{name}': no such folder {getattr(settings, name)}")
+    if not re.match(r"^([a-z]{2,3}([-_][A-Za-z0-9]{2,8})?)?$", settings.transcribe_language):
+        raise ConfigError("setting 'transcribe_language' must be a language code like 'id', or empty")
+    if not 10 <= settings.transcription_lease_seconds <= 86400:
+        raise ConfigError("setting 'transcription_lease_seconds' must be between 10 and 86400")
+    if not 1 <= settings.transcription_max_attempts <= 20:
+        raise ConfigError("setting 'transcription_max_attempts' must be between 1 and 20")
+    if not 5 <= settings.transcription_segment_seconds <= 600:
+        raise ConfigError("setting 'transcription_segment_seconds' must be between 5 and 600")
     for name in ("citizen_lines", "agent_stations"):
         if not 1 <= getattr(settings, name) <= 500:
             raise ConfigError(f"setting '{name}' must be between 1 and 500")

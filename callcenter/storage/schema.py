@@ -16,6 +16,7 @@ from callcenter.dispatch import models as dispatch_models
 from callcenter.recording import models as recording_models
 from callcenter.storage.base import Base
 from callcenter.tickets import models as ticket_models
+from callcenter.transcription import jobmodels as transcription_models
 
 MODEL_MODULES = (
     audit_models,
@@ -25,6 +26,7 @@ MODEL_MODULES = (
     dispatch_models,
     recording_models,
     ticket_models,
+    transcription_models,
 )
 
 
