@@ -17,6 +17,7 @@ import pytest
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
+from callcenter.ami.connection import _BoundedProtocol
 from callcenter.ami.events import (
     PARSERS,
     AgentCalled,
@@ -374,3 +375,31 @@ def test_events_are_frozen() -> None:
     assert event == FullyBooted(system_name="s", timestamp=1.5)
     with pytest.raises(AttributeError):
         event.system_name = "t"  # type: ignore[misc]
+
+
+def our_wire_messages(data: bytes, chunks: Iterable[int] | None = None) -> list[Message]:
+    """The messages our connection's protocol dispatches for the same reads."""
+    protocol = _BoundedProtocol()
+    protocol.connection_made(_Transport())
+    collector = _Collector()
+    protocol.factory = collector
+    protocol.encoding = "utf-8"
+    sizes = iter(chunks) if chunks is not None else iter([len(data) or 1])
+    offset = 0
+    while offset < len(data):
+        size = next(sizes, len(data))
+        protocol.data_received(data[offset : offset + size])
+        offset += size
+    return collector.messages
+
+
+@pytest.mark.parametrize("name", [*RECORDED, "odd.ami"])
+def test_our_event_parser_gives_what_panoramisk_gives(name: str) -> None:
+    data = read_trace(name)
+    theirs = wire_messages(data, odd_chunks(7))
+    ours = our_wire_messages(data, odd_chunks(11))
+    assert len(ours) == len(theirs) > 0
+    for mine, reference in zip(ours, theirs, strict=True):
+        assert type(mine) is type(reference)
+        assert list(mine.items()) == list(reference.items())
+        assert mine.get("chanvariable") == reference.get("chanvariable")
