@@ -89,10 +89,16 @@ import aiohttp  # noqa: E402
 from aiohttp import WSMsgType, web  # noqa: E402
 from panoramisk.message import Message  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.exc import OperationalError  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
+from bench.common import (  # noqa: E402
+    background_load,
+    fresh_database,
+    machine_busy,
+    no_health,
+    postgres_cpu,
+)
 from callcenter.auth import service as auth  # noqa: E402
 from callcenter.calls.live import AgentRinging, LiveState  # noqa: E402
 from callcenter.calls.monitor import LiveMonitor  # noqa: E402
@@ -109,15 +115,11 @@ from callcenter.web.api.agents import LiveDeps  # noqa: E402
 from callcenter.web.app import ApiDeps, create_web_app  # noqa: E402
 from callcenter.web.live import HEARTBEAT_SECONDS, LiveHub  # noqa: E402
 
-ADMIN_URL = os.environ.get(
-    "CALLCENTER_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 SIDES = ("ami", "bus", "baseline")
 SYSTEM = "pbx"
 QUEUE = "q112"
 BASELINE_PATH = "/bench/fanout"
 SOCKET_PATH = "/api/v1/live/socket"
-HZ = os.sysconf("SC_CLK_TCK")
 PYSPY_RATE = 250
 START = 0.5  # seconds from the start of a phase to the first call (plus its Poisson gap)
 GRACE = 15.0  # how long the client waits for the last pops after the server published them
@@ -430,60 +432,6 @@ class Fanout:
             reader.cancel()
             await ws.close()
         return ws
-
-
-async def no_health() -> dict[str, object]:
-    return {"status": "ok"}
-
-
-@contextmanager
-def fresh_database(backend: str) -> Iterator[str]:
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="cc_bench_") as tmp:
-            yield f"sqlite:///{Path(tmp) / 'callcenter.db'}"
-        return
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"cc_bench_{secrets.token_hex(6)}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
-def machine_busy() -> float:
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return (sum(values[:8]) - idle) / HZ
-
-
-def postgres_cpu() -> float:
-    total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        name = stat[stat.find("(") + 1 : stat.rfind(")")]
-        if name.startswith("postgres"):
-            fields = stat[stat.rfind(")") + 2 :].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / HZ
-
-
-def background_load(seconds: float = 2.0) -> float:
-    before = machine_busy()
-    time.sleep(seconds)
-    return round(100 * (machine_busy() - before) / seconds, 1)
 
 
 class Server:

@@ -63,9 +63,15 @@ if str(ROOT) not in sys.path:
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.exc import OperationalError  # noqa: E402
 
+from bench.common import (  # noqa: E402
+    background_load,
+    fresh_database,
+    machine_busy,
+    no_health,
+    postgres_cpu,
+)
 from callcenter.auth import service as auth  # noqa: E402
 from callcenter.dispatch.seed import seed_directory  # noqa: E402
 from callcenter.events import EventBus  # noqa: E402
@@ -78,13 +84,9 @@ from callcenter.web.api import routes, schemas  # noqa: E402
 from callcenter.web.api.framework import ACTOR, BODY  # noqa: E402
 from callcenter.web.app import ApiDeps, create_web_app  # noqa: E402
 
-ADMIN_URL = os.environ.get(
-    "CALLCENTER_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 CREATE_PATHS = ("raw-insert", "raw-counter", "service", "handler", "api")
 TRANSITION_PATHS = ("service", "handler", "api")
 TRAIL = ["created", "start", "resolve"]
-HZ = os.sysconf("SC_CLK_TCK")
 PYSPY_RATE = 500
 
 
@@ -183,40 +185,10 @@ def http_phase_in_child(args: tuple[Any, ...]) -> dict[str, Any]:
 
 
 # ---- CPU accounting -----------------------------------------------------------------------------
-def _machine_busy() -> float:
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return (sum(values[:8]) - idle) / HZ
-
-
-def _postgres_cpu() -> float:
-    total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        name = stat[stat.find("(") + 1 : stat.rfind(")")]
-        if name.startswith("postgres"):
-            fields = stat[stat.rfind(")") + 2 :].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / HZ
-
-
-def background_load(seconds: float = 2.0) -> float:
-    """How busy the machine is before the run starts, in % of one core (other people's work
-    on a shared machine shows up here and in the 'other' CPU column)."""
-    before = _machine_busy()
-    time.sleep(seconds)
-    return round(100 * (_machine_busy() - before) / seconds, 1)
 
 
 def cpu_snapshot() -> dict[str, float]:
-    return {"server": time.process_time(), "machine": _machine_busy(), "postgres": _postgres_cpu()}
+    return {"server": time.process_time(), "machine": machine_busy(), "postgres": postgres_cpu()}
 
 
 # ---- results --------------------------------------------------------------------------------------
@@ -281,28 +253,6 @@ class Stat:
 
 
 # ---- one back end -----------------------------------------------------------------------------------
-@contextmanager
-def fresh_database(backend: str) -> Iterator[str]:
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="cc_bench_") as tmp:
-            yield f"sqlite:///{Path(tmp) / 'callcenter.db'}"
-        return
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"cc_bench_{secrets.token_hex(6)}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
-async def no_health() -> dict[str, object]:
-    return {"status": "ok"}
 
 
 class HandlerRequest(dict[Any, Any]):
