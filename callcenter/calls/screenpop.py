@@ -35,7 +35,7 @@ def iso(value: datetime | None) -> str | None:
 
 
 def screen_pop(
-    session: Session,
+    session: Session | None,
     *,
     stage: str,
     system_name: str,
@@ -46,15 +46,23 @@ def screen_pop(
     wait: float,
     variables: Mapping[str, str],
 ) -> dict[str, object]:
-    call = session.scalar(
-        select(CallRecord).where(CallRecord.system_name == system_name, CallRecord.linkedid == linkedid)
+    """The pop; with no session (the database did not answer) only what AMI told us, so the agent
+    still sees the call and a draft, without the caller's history."""
+    call = (
+        session.scalar(
+            select(CallRecord).where(CallRecord.system_name == system_name, CallRecord.linkedid == linkedid)
+        )
+        if session is not None
+        else None
     )
     ivr: dict[str, str] = dict(call.ivr) if call is not None and call.ivr else {}
     if variables.get(CHOICE_VAR) and "choice" not in ivr:
         ivr["choice"] = variables[CHOICE_VAR]
     service = variables.get(SERVICE_VAR) or (call.service if call is not None else "") or ""
     ticket = (
-        session.scalar(select(Ticket).where(Ticket.origin_call_id == call.id)) if call is not None else None
+        session.scalar(select(Ticket).where(Ticket.origin_call_id == call.id))
+        if session is not None and call is not None
+        else None
     )
     return {
         "type": "screen_pop",
@@ -69,9 +77,13 @@ def screen_pop(
             "wait_seconds": round(wait, 1),
         },
         "ivr": ivr,
-        "ticket": _ticket(session, ticket) if ticket is not None else None,
+        "ticket": _ticket(session, ticket) if session is not None and ticket is not None else None,
         "draft": None if ticket is not None else _draft(service, caller_number, ivr),
-        "history": _history(session, caller_number, exclude_call=call.id if call is not None else None),
+        "history": (
+            _history(session, caller_number, exclude_call=call.id if call is not None else None)
+            if session is not None
+            else None
+        ),
     }
 
 

@@ -121,7 +121,7 @@ class LiveHub:
             return
         stage = "ringing" if isinstance(change, AgentRinging) else "answered"
 
-        def compose(session: Session) -> dict[str, object]:
+        def compose(session: Session | None) -> dict[str, object]:
             return screen_pop(
                 session,
                 stage=stage,
@@ -139,22 +139,7 @@ class LiveHub:
         except Exception:
             # The agent still gets the call and what AMI told us; history can wait.
             log.exception("screen-pop for call %s: database lookup failed", change.linkedid)
-            pop = {
-                "type": "screen_pop",
-                "stage": stage,
-                "call": {
-                    "system_name": change.system_name,
-                    "linkedid": change.linkedid,
-                    "caller_number": change.caller_number,
-                    "caller_name": change.caller_name,
-                    "queue": change.queue,
-                    "wait_seconds": round(change.wait, 1),
-                },
-                "ivr": dict(change.variables),
-                "ticket": None,
-                "draft": None,
-                "history": None,
-            }
+            pop = compose(None)
         self._to_station(change.interface, json.dumps(pop, default=str))
         self.pops_sent += 1
 

@@ -223,3 +223,18 @@ async def test_a_stuck_console_loses_only_its_own_oldest_messages(live: Live) ->
     for i in range(OUTBOX_LIMIT + 5):
         stuck.offer(str(i))
     assert stuck.dropped == 5 and stuck.outbox.get_nowait() == "5"
+
+
+def test_without_the_database_the_pop_still_shows_the_call_and_a_draft() -> None:
+    from callcenter.calls.screenpop import screen_pop
+
+    change = ringing("L-7")
+    pop = screen_pop(
+        None, stage="ringing", system_name=change.system_name, linkedid=change.linkedid,
+        caller_number=change.caller_number, caller_name="", queue=change.queue, wait=change.wait,
+        variables=change.variables,
+    )  # fmt: skip
+    assert pop["ivr"] == {"choice": "medical"} and pop["ticket"] is None and pop["history"] is None
+    assert pop["draft"] == {
+        "channel": "112", "category": None, "district": "", "reporter_number": "081200001111", "summary": "",
+    }  # fmt: skip
