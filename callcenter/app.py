@@ -38,9 +38,10 @@ from callcenter.errors import Conflict, InvalidInput
 from callcenter.events import EventBus
 from callcenter.ivr.interpreter import FlowRunner
 from callcenter.ivr.registry import FlowRegistry
-from callcenter.recording.catalogue import catalogue
-from callcenter.recording.closed import recording_closed
-from callcenter.recording.integrity import RecordingFailed, check_recording
+from callcenter.recording.catalogue import Catalogued, catalogue
+from callcenter.recording.closed import RecordingClosed, recording_closed
+from callcenter.recording.integrity import RecordingCheck, RecordingFailed, check_recording
+from callcenter.recording.models import AGENT, CALLER
 from callcenter.recording.retention import RetentionJob, RetentionPolicy
 from callcenter.settings import ConfigError, Settings
 from callcenter.storage.base import utcnow
@@ -50,8 +51,11 @@ from callcenter.tickets.events import TicketChanged
 from callcenter.tickets.service import TicketService
 from callcenter.tickets.sla import DEFAULT_CALENDAR, SlaPolicy, load_calendar
 from callcenter.tickets.writer import TicketWriter
+from callcenter.transcription import jobs as transcription_jobs
 from callcenter.transcription.choice import recognize_choice
+from callcenter.transcription.events import TranscriptionFailed, TranscriptionQueued, TranscriptReady
 from callcenter.transcription.recognizer import TranscriptionError
+from callcenter.transcription.worker import TranscriptionPool, WorkerConfig, WorkerEvent
 from callcenter.web.api.agents import LiveDeps
 from callcenter.web.app import ApiDeps, create_web_app
 from callcenter.web.live import LiveHub
@@ -102,6 +106,14 @@ class Engine:
         self.call_log = CallLog(self.database, self.bus)
         self.webhooks = WebhookSender(self.database, source=settings.system_name, bus=self.bus)
         self.ticket_writer = TicketWriter(self.database, self.tickets)
+        # Worker processes that transcribe closed recordings (none: this node only enqueues and
+        # workers elsewhere, sharing the database, do the work).
+        self.transcription = TranscriptionPool(
+            WorkerConfig.from_settings(settings),
+            settings.transcription_workers,
+            self.database,
+            on_event=self._on_transcription,
+        )
         self.web = create_web_app(
             self.health,
             ApiDeps(
@@ -124,6 +136,8 @@ class Engine:
             log.error("database migration failed: %s", str(exc).splitlines()[0])
         await self.database.check_async()
         await loop.run_in_executor(None, lambda: self.flows.load(initial=True))
+        # After the migration (workers claim from the job table), before calls can end.
+        await self.transcription.start()
         await _listen("FastAGI", self.settings.agi_host, self.settings.agi_port, self.agi.start())
         for ami in self.amis:
             self._tasks.append(asyncio.create_task(ami.run(), name=f"ami-{ami.system_name}"))
@@ -162,6 +176,9 @@ class Engine:
         if self._speech_pool is not None:
             self._speech_pool.shutdown(wait=False, cancel_futures=True)
         await self.agi.stop()
+        # Workers finish the leg they are on (or are killed at the timeout, their job released);
+        # jobs still pending stay in the database for the next start.
+        await self.transcription.stop()
         await asyncio.get_running_loop().run_in_executor(None, self.database.close)
         log.info("engine stopped")
 
@@ -239,12 +256,16 @@ class Engine:
         check = await loop.run_in_executor(None, check_recording, closed, self.settings.recordings_dir)
         recording_id: int | None = None
         announce = not check.ok
+        queued: TranscriptionQueued | None = None
         try:
-            done = await self.database.run(lambda s: catalogue(s, closed, check))
+            done, queued = await self.database.run(lambda s: self._catalogue(s, closed, check))
             recording_id = done.recording_id
             announce = not check.ok and done.created  # a replayed Hangup was announced already
         except SQLAlchemyError as exc:
             log.error("call %s: recording not catalogued: %s", closed.linkedid, exc)
+        if queued is not None:
+            self.transcription.wake(len(queued.job_ids))
+            self.bus.publish(queued)
         if announce:
             log.error("call %s: recording %s failed: %s", closed.linkedid, closed.base, check.failure)
             failed = RecordingFailed(
@@ -257,6 +278,40 @@ class Engine:
             )
             self.bus.publish(failed)
         self.bus.publish(closed)
+
+    def _catalogue(
+        self, session: Session, closed: RecordingClosed, check: RecordingCheck
+    ) -> tuple[Catalogued, TranscriptionQueued | None]:
+        """The recording's row and, in the same transaction, a transcription job per good leg:
+        a recording is never catalogued without its jobs, nor the jobs queued twice."""
+        done = catalogue(session, closed, check)
+        if not done.created:
+            return done, None
+        legs = {f.kind: f.path.absolute() for f in check.files if f.kind in (CALLER, AGENT) and f.ok}
+        if not legs:
+            return done, None
+        made = transcription_jobs.enqueue_legs(
+            session,
+            legs,
+            engine=self.settings.transcribe_engine,
+            recording_id=done.recording_id,
+            call_id=done.call_id,
+            language=self.settings.transcribe_language,
+            now=utcnow(),
+        )
+        return done, TranscriptionQueued(done.recording_id, done.call_id, tuple(job.id for job in made))
+
+    def _on_transcription(self, event: WorkerEvent) -> None:
+        """A worker's report (on the loop): transcripts and failures go on the bus."""
+        if event.job_id is None:
+            if event.kind == "fatal":
+                log.error("transcription worker %s cannot work: %s", event.worker_id, event.detail)
+            return
+        if event.kind == "done":
+            self.bus.publish(TranscriptReady(event.job_id, int(event.detail)))
+        elif event.kind in ("failed", "retry"):
+            log.warning("transcription job %s %s: %s", event.job_id, event.kind, event.detail)
+            self.bus.publish(TranscriptionFailed(event.job_id, event.detail, final=event.kind == "failed"))
 
     async def _recognize(self, audio: Path, grammar: list[str], engine: str) -> str | None:
         """Which grammar word the caller said, decoded in a worker process (never on the loop)."""

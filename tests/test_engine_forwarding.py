@@ -51,6 +51,7 @@ async def test_forwarded_ticket_reaches_the_other_instance(
             "CALLCENTER_AGI_PORT": str(free_port()),
             "CALLCENTER_AMI_PORT": str(free_port()),  # nobody there: the engine runs without Asterisk
             "CALLCENTER_SYSTEM_NAME": "prov-a",
+            "CALLCENTER_TRANSCRIPTION_WORKERS": "0",
         },
         base_dir=tmp_path,
     )

@@ -43,6 +43,7 @@ async def test_one_engine_two_asterisk_servers(servers: tuple[FakeAmi, FakeAmi],
             "CALLCENTER_OTHER_ASTERISKS": f"pbx-b=127.0.0.1:{second.port}",
             "CALLCENTER_AGI_PORT": str(free_port()),
             "CALLCENTER_HTTP_PORT": str(free_port()),
+            "CALLCENTER_TRANSCRIPTION_WORKERS": "0",
         },
         base_dir=tmp_path,
     )

@@ -53,6 +53,9 @@ def pbx_settings() -> Iterator[Settings]:
         "CALLCENTER_AMI_PING_INTERVAL": "2",
         "CALLCENTER_CACHE_DIR": os.environ.get("CALLCENTER_CACHE_DIR", "/var/cache/callcenter"),
         "CALLCENTER_FLOWS_DIR": str(FLOWS),
+        # Recordings are queued for transcription; only tests/e2e/test_transcription.py runs
+        # workers (with a model), the other tests need none.
+        "CALLCENTER_TRANSCRIPTION_WORKERS": "0",
     }
     yield load_settings(environ=environ, base_dir=base)
     shutil.rmtree(base, ignore_errors=True)

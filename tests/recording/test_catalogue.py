@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from callcenter.app import Engine
 from callcenter.calls.records import CallRecord
@@ -22,6 +23,8 @@ from callcenter.recording.integrity import RecordingFailed, check_recording
 from callcenter.recording.models import FAILED, OK, Recording, RecordingFile
 from callcenter.settings import load_settings
 from callcenter.storage.database import Database
+from callcenter.transcription.events import TranscriptionQueued
+from callcenter.transcription.jobmodels import TranscriptionJob
 from tests.ami.fake_ami import EOL, FakeAmi
 from tests.recording.kit import closed_recording, record
 
@@ -144,6 +147,7 @@ async def engine(ami: FakeAmi, tmp_path: Path) -> AsyncIterator[Engine]:
             "CALLCENTER_AGI_PORT": str(free_port()),
             "CALLCENTER_HTTP_PORT": str(free_port()),
             "CALLCENTER_RECORDINGS_DIR": str(tmp_path / "recordings"),
+            "CALLCENTER_TRANSCRIPTION_WORKERS": "0",
         },
         base_dir=tmp_path,
     )
@@ -227,3 +231,62 @@ async def test_a_truncated_recording_is_announced_once(engine: Engine, ami: Fake
         lambda s: [(r.id, r.status, r.failure) for r in s.scalars(select(Recording))]
     )
     assert rows == [(failed.recording_id, FAILED, reason)]
+
+
+async def test_a_closed_recording_queues_each_leg_for_transcription_once(
+    engine: Engine, ami: FakeAmi
+) -> None:
+    closed = record(engine.settings.recordings_dir, "pbx-1700000000.0")
+    async with engine.bus.subscribe() as events:
+        await ami.send(hangup(closed))
+        queued = await events.wait_for(TranscriptionQueued, 10)
+        await events.wait_for(RecordingClosed, 10)
+        # The same Hangup again (a replay): nothing is queued twice.
+        await ami.send(hangup(closed))
+        again = await until_closed(events)
+    assert not [e for e in again if isinstance(e, TranscriptionQueued)]
+
+    def jobs(s: Session) -> list[tuple[int, str, str, str, str, int | None, int | None]]:
+        return [
+            (j.id, j.leg, j.path, j.engine, j.status, j.recording_id, j.call_id)
+            for j in s.scalars(select(TranscriptionJob).order_by(TranscriptionJob.id))
+        ]
+
+    rows = await engine.database.run(jobs)
+    recording_id, call_id = queued.recording_id, queued.call_id
+    assert rows == [
+        (
+            queued.job_ids[0],
+            "caller",
+            str(closed.caller_leg.absolute()),
+            "vosk",
+            "pending",
+            recording_id,
+            call_id,
+        ),
+        (
+            queued.job_ids[1],
+            "agent",
+            str(closed.agent_leg.absolute()),
+            "vosk",
+            "pending",
+            recording_id,
+            call_id,
+        ),
+    ]
+
+
+async def test_a_missing_leg_is_not_queued_for_transcription(engine: Engine, ami: FakeAmi) -> None:
+    closed = record(engine.settings.recordings_dir, "pbx-1700000001.0")
+    closed.agent_leg.unlink()
+    async with engine.bus.subscribe() as events:
+        await ami.send(hangup(closed))
+        queued = await events.wait_for(TranscriptionQueued, 10)
+        failed = await events.wait_for(RecordingFailed, 10)
+    assert "agent" in failed.reason
+    legs = await engine.database.run(
+        lambda s: [
+            j.leg for j in s.scalars(select(TranscriptionJob).where(TranscriptionJob.id.in_(queued.job_ids)))
+        ]
+    )
+    assert legs == ["caller"]

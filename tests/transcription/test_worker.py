@@ -16,10 +16,7 @@ A missing model package, espeak-ng or sox skips locally and fails under CI (``re
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import itertools
-import json
 import math
 import multiprocessing
 import os
@@ -30,7 +27,7 @@ import signal
 import subprocess
 import threading
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -47,7 +44,6 @@ from callcenter.transcription import ModelNotFound, Recognition, VoskRecognizer,
 from callcenter.transcription.audio import load_pcm16
 from callcenter.transcription.jobmodels import DONE, FAILED, Transcript, TranscriptionJob
 from callcenter.transcription.models import VOSK_KO, packaged_model_dir
-from callcenter.transcription.vosk_engine import CHUNK_SAMPLES
 from callcenter.transcription.worker import (
     TranscriptionPool,
     Worker,
@@ -59,8 +55,8 @@ from callcenter.transcription.worker import (
     transcribe_files,
 )
 from tests.realparts import missing, speak
+from tests.transcription.kit import RATE, aslr_off_for_children, direct_vosk_decode, words_found
 
-RATE = 16_000
 KOREAN_CALLER = "경찰서에 연락해 주세요. 시장에 불이 났어요."
 KOREAN_AGENT = "네, 주소를 말씀해 주세요."
 ENGLISH_CALLER = "Hello, I want to report a fire in the market near the main road. Please send help quickly."
@@ -159,45 +155,6 @@ def wait_events(
 
 def finished(count: int) -> Callable[[list[WorkerEvent]], bool]:
     return lambda seen: sum(e.kind in ("done", "failed") for e in seen) >= count
-
-
-ADDR_NO_RANDOMIZE = 0x0040000
-
-
-@contextlib.contextmanager
-def aslr_off_for_children() -> Iterator[None]:
-    """Processes started inside inherit ``personality(ADDR_NO_RANDOMIZE)`` (as ``setarch -R``)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    old = libc.personality(0xFFFFFFFF)
-    if old < 0 or libc.personality(old | ADDR_NO_RANDOMIZE) < 0:
-        missing("cannot turn off address-space randomisation for child processes (personality)")
-    try:
-        yield
-    finally:
-        libc.personality(old)
-
-
-def direct_vosk_decode(model_dir: str, wav16: str) -> list[dict[str, Any]]:
-    """In a fresh process: the plain Vosk loop from its documentation, on 16 kHz mono PCM read
-    with the standard library, fed in the engine's chunk size."""
-    import vosk
-
-    vosk.SetLogLevel(-1)
-    model = vosk.Model(model_dir)
-    with wave.open(wav16) as wav:
-        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (RATE, 1, 2)
-        pcm = wav.readframes(wav.getnframes())
-    decoder = vosk.KaldiRecognizer(model, RATE)
-    decoder.SetWords(True)
-    results = []
-    for offset in range(0, len(pcm), CHUNK_SAMPLES * 2):
-        if decoder.AcceptWaveform(pcm[offset : offset + CHUNK_SAMPLES * 2]):
-            results.append(json.loads(decoder.Result()))
-    results.append(json.loads(decoder.FinalResult()))
-    return results
-
-
-# --- splitting at silences (pure) ----------------------------------------------------------------
 
 
 def tone(seconds: float, amplitude: int = 8000) -> np.ndarray:
@@ -386,12 +343,6 @@ def test_a_worker_without_its_model_never_takes_a_job(tmp_path: Path) -> None:
 
 
 # --- Whisper: accuracy, and long recordings split at silences ------------------------------------
-
-
-def words_found(expected: str, heard: str) -> float:
-    want = [w.strip(".,").lower() for w in expected.split()]
-    got = {w.strip(".,").lower() for w in heard.split()}
-    return sum(w in got for w in want) / len(want)
 
 
 def test_whisper_worker_stores_most_words(tmp_path: Path, speech: Path, whisper: WhisperRecognizer) -> None:
