@@ -355,6 +355,16 @@ class Engine:
             "sessions_total": self.agi.sessions_total,
         }
         ok = ami.state.value == "connected" and self.agi.listening and self.database.ready
+        transcription: dict[str, object] = {
+            "engine": self.settings.transcribe_engine,
+            "workers": self.settings.transcription_workers,
+            "workers_alive": sum(p.is_alive() for p in self.transcription.processes()),
+        }
+        if self.database.ready:
+            try:
+                transcription["jobs"] = await self.database.run(transcription_jobs.counts)
+            except SQLAlchemyError as exc:
+                transcription["error"] = str(exc).splitlines()[0]
         return {
             "status": "ok" if ok else "degraded",
             "ivr": {"flows": sorted(self.flows.current()), "error": self.flows.last_error or None},
@@ -363,6 +373,8 @@ class Engine:
             "ami_others": [other.status.as_dict() for other in self.amis[1:]],
             "fastagi": fastagi,
             "database": self.database.health(),
+            # Not part of "ok": calls are answered and recorded without transcription.
+            "transcription": transcription,
         }
 
 

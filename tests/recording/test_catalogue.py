@@ -253,6 +253,13 @@ async def test_a_closed_recording_queues_each_leg_for_transcription_once(
         ]
 
     rows = await engine.database.run(jobs)
+    health = await engine.health()
+    assert health["transcription"] == {
+        "engine": "vosk",
+        "workers": 0,
+        "workers_alive": 0,
+        "jobs": {"pending": 2, "running": 0, "done": 0, "failed": 0},
+    }
     recording_id, call_id = queued.recording_id, queued.call_id
     assert rows == [
         (
