@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
@@ -117,6 +118,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit_verify.add_argument("--json", action="store_true")
 
+    transcribe = sub.add_parser(
+        "transcribe",
+        help="transcribe audio files: transcripts on stdout, progress and a summary on stderr; "
+        "exit 1 if any file failed",
+    )
+    transcribe.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV, .ulaw, .gsm, MP3...)")
+    transcribe.add_argument(
+        "--engine", choices=("vosk", "whisper"), help="default: the transcribe_engine setting"
+    )
+    transcribe.add_argument(
+        "--model",
+        metavar="DIR",
+        help="model folder (default: the vosk_model_dir/whisper_model_dir setting, else the packaged model)",
+    )
+    transcribe.add_argument(
+        "--language", help="language code, e.g. id (default: the transcribe_language setting)"
+    )
+    transcribe.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="worker processes (default: one per CPU, at most one per file)",
+    )
+    transcribe.add_argument(
+        "--json", action="store_true", help="one JSON object per file and line, with timed words"
+    )
+
     phone = sub.add_parser("phone", help="terminal softphone for an agent station")
     phone.add_argument("--station", help="an account of the local profile, e.g. agent1")
     phone.add_argument("--username")
@@ -126,6 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
     phone.add_argument("--auto-answer", action="store_true")
     phone.add_argument("--record-dir", help="record every call into this folder")
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 64, not {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -390,6 +428,35 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_transcribe(settings: Settings, args: argparse.Namespace) -> int:
+    """Transcripts on stdout, progress and a summary on stderr (docs/SPEECH.md); exit 1 if any
+    file failed, 2 if the engine or model cannot be used."""
+    from callcenter.transcription import TranscriptionError
+    from callcenter.transcription.batch import run
+    from callcenter.transcription.worker import WorkerConfig
+
+    changes = {"transcribe_engine": args.engine, "transcribe_language": args.language}
+    try:
+        settings = settings.replace(**{k: v for k, v in changes.items() if v is not None})
+    except ConfigError:
+        if args.language is None:
+            raise
+        raise ConfigError(f"--language must be a language code like 'id', not {args.language!r}") from None
+    config = WorkerConfig.from_settings(settings)
+    if args.model is not None:
+        config = dataclasses.replace(config, model_path=str(Path(args.model).expanduser()))
+    try:
+        return run(
+            args.files, config, workers=args.workers, as_json=args.json, out=sys.stdout, err=sys.stderr
+        )
+    except TranscriptionError as exc:
+        print(
+            f"callcenter: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+            file=sys.stderr,
+        )
+        return 2
+
+
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "flows": cmd_flows,
     "prompts": cmd_prompts,
@@ -401,6 +468,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "phone": cmd_phone,
     "recordings": cmd_recordings,
     "audit": cmd_audit,
+    "transcribe": cmd_transcribe,
 }
 
 
