@@ -15,6 +15,11 @@ class Conflict(Exception):
     """The request is valid but clashes with the current state (an illegal transition, say)."""
 
 
+class Gone(Exception):
+    """The object existed and its record stays, but what it held was removed on purpose
+    (a recording's files deleted by retention)."""
+
+
 class InvalidInput(ValueError):
     """A field has a value the domain does not accept; names the field."""
 

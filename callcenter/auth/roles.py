@@ -37,6 +37,8 @@ class Permission(enum.StrEnum):
     AGENT_STATION = "agent.station"  # log my station in to my queues, pause, log out
     LIVE_CONSOLE = "live.console"  # open the console WebSocket (screen-pops, live state)
     LIVE_WATCH = "live.watch"  # the wallboard: every queue, caller and agent
+    RECORDING_SEARCH = "recording.search"  # search transcripts, read a recording's metadata
+    RECORDING_PLAY = "recording.play"  # play or download a recording (each access is audited)
 
 
 P = Permission
@@ -52,8 +54,11 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
          P.USERS_READ, P.REPORTS_READ, P.CALL_CLASSIFY, P.CALLER_BLOCK, P.CALLBACK_PLACE,
          P.AGENT_STATION, P.LIVE_CONSOLE, P.LIVE_WATCH}
     ),
+    # Recordings are heard by auditors and administrators only (DESIGN.md): not by agents or
+    # supervisors, whose own calls they are, nor by OPD operators.
     Role.AUDITOR: frozenset(
-        {P.TICKET_READ_ALL, P.SEE_CONFIDENTIAL, P.DIRECTORY_READ, P.USERS_READ, P.REPORTS_READ}
+        {P.TICKET_READ_ALL, P.SEE_CONFIDENTIAL, P.DIRECTORY_READ, P.USERS_READ, P.REPORTS_READ,
+         P.RECORDING_SEARCH, P.RECORDING_PLAY}
     ),
     Role.ADMIN: frozenset(set(Permission) - {P.INBOUND_CREATE}),
     # OPD operators work their agency's queue; the confidential reporter stays hidden from them.

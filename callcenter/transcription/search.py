@@ -117,6 +117,9 @@ class TranscriptQuery:
     ticket_number: str = ""
     leg: str = ""  # caller | agent
     engine: str = ""
+    # Leave out calls of confidential reports (tickets.confidential): a search by caller number
+    # must not tell who made a confidential report (see recording/access.py).
+    exclude_confidential: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,8 @@ def search(session: Session, query: TranscriptQuery, *, limit: int = 50, offset:
         conditions.append(Transcript.engine == query.engine)
     if query.ticket_number:
         conditions.append(_has_ticket(query.ticket_number))
+    if query.exclude_confidential:
+        conditions.append(~_confidential_call())
     statement = (
         statement.where(*conditions).order_by(when.desc(), Transcript.id.desc()).limit(limit).offset(offset)
     )
@@ -221,6 +226,17 @@ def _has_ticket(number: str) -> ColumnElement[bool]:
     origin = exists().where(Ticket.number == number, Ticket.origin_call_id == Transcript.call_id)
     linked = exists().where(
         Ticket.number == number,
+        TicketCall.ticket_id == Ticket.id,
+        TicketCall.call_id == Transcript.call_id,
+    )
+    return or_(origin, linked)
+
+
+def _confidential_call() -> ColumnElement[bool]:
+    """The transcript's call opened, or is linked to, a confidential ticket."""
+    origin = exists().where(Ticket.confidential.is_(True), Ticket.origin_call_id == Transcript.call_id)
+    linked = exists().where(
+        Ticket.confidential.is_(True),
         TicketCall.ticket_id == Ticket.id,
         TicketCall.call_id == Transcript.call_id,
     )

@@ -15,8 +15,10 @@ from callcenter.tickets.service import TicketService
 from callcenter.tickets.writer import TicketWriter
 from callcenter.web.api import framework
 from callcenter.web.api.agents import LIVE, LiveDeps
+from callcenter.web.api.recordings import add_recordings
 from callcenter.web.api.routes import BUS, ROUTES, TICKETS, WEBHOOKS, WRITER
 from callcenter.web.pages import add_pages
+from callcenter.web.pages.render import TIMEZONE
 
 HealthProbe = Callable[[], Awaitable[dict[str, object]]]
 HEALTH: web.AppKey[HealthProbe] = web.AppKey("health", HealthProbe)  # type: ignore[arg-type]
@@ -44,7 +46,8 @@ async def security_headers(
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers.setdefault(
-        "Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; media-src 'self'; frame-ancestors 'none'",
     )
     return response
 
@@ -83,4 +86,5 @@ def create_web_app(health: HealthProbe, api: ApiDeps | None = None) -> web.Appli
             app[LIVE] = api.live
         framework.register(app, ROUTES)
         add_pages(app)
+        add_recordings(app, app[TIMEZONE])
     return app

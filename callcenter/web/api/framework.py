@@ -22,7 +22,7 @@ from callcenter.ami.connection import AmiError
 from callcenter.auth import service as auth
 from callcenter.auth.actor import Actor
 from callcenter.auth.roles import Permission
-from callcenter.errors import Conflict, Forbidden, InvalidInput, NotFound
+from callcenter.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
 from callcenter.storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class Route:
     query: type[BaseModel] | None = None
     ok_status: int = 200
     produces_csv: bool = False
+    produces_audio: bool = False  # audio/wav with HTTP range requests (206, 416)
     path_params: tuple[str, ...] = field(default=())
 
 
@@ -82,6 +83,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(403, "forbidden", str(exc))
     except Conflict as exc:
         return error_response(409, "conflict", str(exc))
+    except Gone as exc:
+        return error_response(410, "gone", str(exc))
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, "too_large", f"request body larger than {MAX_BODY} bytes")
     except web.HTTPException as exc:

@@ -75,6 +75,14 @@ def _document(routes: tuple[Route, ...]) -> dict[str, Any]:
         }
         if route.produces_csv:
             operation["responses"][str(route.ok_status)]["content"]["application/json"] = {}
+        if route.produces_audio:
+            operation["responses"][str(route.ok_status)]["content"] = {"audio/wav": {}}
+            operation["responses"]["206"] = {
+                "description": "the requested byte range",
+                "content": {"audio/wav": {}},
+            }
+            operation["responses"]["410"] = _error("deleted by retention")
+            operation["responses"]["416"] = {"description": "range not satisfiable"}
         parameters = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
             for name in route.path_params

@@ -45,8 +45,16 @@ from callcenter.web.api.framework import (
     json_ok,
     read_json,
 )
+from callcenter.web.api.recordings import RECORDING_ROUTES
 from callcenter.web.api.reports import scores_report
-from callcenter.web.api.views import EXPORT_COLUMNS, Directory, detail_json, export_row, ticket_json
+from callcenter.web.api.views import (
+    EXPORT_COLUMNS,
+    Directory,
+    detail_json,
+    export_row,
+    ticket_json,
+    ticket_transcripts,
+)
 
 TICKETS: web.AppKey[TicketService] = web.AppKey("tickets", TicketService)
 BUS: web.AppKey[EventBus] = web.AppKey("bus", EventBus)
@@ -159,7 +167,8 @@ async def get_ticket(request: web.Request) -> web.Response:
     service = request.app[TICKETS]
 
     def work(session: Session) -> dict[str, object]:
-        return detail_json(service.detail(session, number, who), who, Directory(session))
+        detail = service.detail(session, number, who)
+        return detail_json(detail, who, Directory(session), ticket_transcripts(session, detail, who))
 
     return json_ok(await request.app[DATABASE].run(work))
 
@@ -547,4 +556,5 @@ ROUTES: list[Route] = [
     *AGENT_ROUTES,
     *CALLBACK_ROUTES,
     *CALL_ROUTES,
+    *RECORDING_ROUTES,
 ]  # fmt: skip

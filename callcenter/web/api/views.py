@@ -1,11 +1,13 @@
 """How tickets look from outside: JSON for the API, rows for CSV exports.
 
 The reporter of a confidential report is replaced by ``{"hidden": true}`` for anyone without the
-permission to see it (OPD operators), and always in exports.
+permission to see it (OPD operators), and always in exports. The transcripts of its calls are
+withheld from them too: the reporter's own voice and words identify them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -17,6 +19,8 @@ from callcenter.dispatch.models import Agency, Category
 from callcenter.tickets.models import Ticket
 from callcenter.tickets.service import TicketDetail
 from callcenter.tickets.sla import DEFAULT_TARGETS, answered_within
+from callcenter.transcription.jobmodels import Transcript
+from callcenter.transcription.search import transcripts_for_ticket
 
 
 def iso(value: datetime | None) -> str | None:
@@ -87,9 +91,25 @@ def ticket_json(ticket: Ticket, actor: Actor, directory: Directory) -> dict[str,
     }
 
 
-def detail_json(detail: TicketDetail, actor: Actor, directory: Directory) -> dict[str, object]:
+def shows_reporter(ticket: Ticket, actor: Actor) -> bool:
+    """Whether ``actor`` may see who reported ``ticket``: the caller number, the transcripts."""
+    return actor.can(Permission.SEE_CONFIDENTIAL) or not ticket.confidential
+
+
+def ticket_transcripts(session: Session, detail: TicketDetail, actor: Actor) -> list[Transcript]:
+    """The transcripts of the ticket's calls that ``actor`` may read (none of a confidential
+    report for an OPD operator)."""
+    if not shows_reporter(detail.ticket, actor):
+        return []
+    return transcripts_for_ticket(session, detail.ticket.id)
+
+
+def detail_json(
+    detail: TicketDetail, actor: Actor, directory: Directory, transcripts: Sequence[Transcript] = ()
+) -> dict[str, object]:
+    """The ticket with its trail, calls and ``transcripts`` (from :func:`ticket_transcripts`)."""
     out = ticket_json(detail.ticket, actor, directory)
-    show = actor.can(Permission.SEE_CONFIDENTIAL) or not detail.ticket.confidential
+    show = shows_reporter(detail.ticket, actor)
     out["trail"] = [
         {
             "at": iso(e.at),
@@ -119,6 +139,23 @@ def detail_json(detail: TicketDetail, actor: Actor, directory: Directory) -> dic
             "recorded": c.id in recorded,
         }
         for c in detail.calls
+    ]
+    calls = {c.id: c for c in detail.calls}
+    out["transcripts_hidden"] = not show
+    out["transcripts"] = [
+        {
+            "id": t.id,
+            "system_name": calls[t.call_id].system_name if t.call_id in calls else None,
+            "linkedid": calls[t.call_id].linkedid if t.call_id in calls else None,
+            "recording_id": t.recording_id,
+            "leg": t.leg,
+            "speaker": t.speaker,
+            "engine": t.engine,
+            "language": t.language,
+            "text": t.text,
+            "created_at": iso(t.created_at),
+        }
+        for t in (transcripts if show else ())
     ]
     return out
 

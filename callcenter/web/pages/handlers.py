@@ -26,12 +26,15 @@ from callcenter.tickets.service import TicketFilter
 from callcenter.web.api import framework
 from callcenter.web.api.framework import DATABASE
 from callcenter.web.api.routes import TICKETS
-from callcenter.web.api.views import Directory, detail_json, ticket_json
+from callcenter.web.api.views import Directory, detail_json, ticket_json, ticket_transcripts
 from callcenter.web.pages.render import Page, parse_time
 
 OPEN_LIMIT = 500  # per open status; the API's own page limit
 CLOSED_LIMIT = 50  # latest closed tickets shown under the open ones
-SAFE_NEXT = re.compile(r"(/opd(/tickets/[0-9]{1,16})?|/console|/wallboard)(\?[A-Za-z0-9=&_.%-]{0,200})?")
+SAFE_NEXT = re.compile(
+    r"(/opd(/tickets/[0-9]{1,16})?|/console|/wallboard|/audit/recordings(/[0-9]{1,12})?)"
+    r"(\?[A-Za-z0-9=&_.%+-]{0,200})?"
+)
 NUMBER = re.compile(r"[0-9]{8,16}")
 
 
@@ -127,6 +130,7 @@ class User:
     role: str
     role_label: str
     agency: str
+    audit: bool = False  # may open the auditor's recording pages (a link in the top bar)
 
 
 def login_url(request: web.Request) -> str:
@@ -145,7 +149,10 @@ async def current_actor(request: web.Request) -> Actor | None:
 
 def page_user(page: Page, actor: Actor, agency: str | None, names: Names) -> User:
     agency_text = f"{names.agency(agency)} ({agency})" if agency else ""
-    return User(actor.username, actor.role.value, page.label("role", actor.role.value), agency_text)
+    return User(
+        actor.username, actor.role.value, page.label("role", actor.role.value), agency_text,
+        audit=actor.can(Permission.RECORDING_SEARCH),
+    )  # fmt: skip
 
 
 def error_page(page: Page, status: int, key: str, user: User | None = None) -> web.StreamResponse:
@@ -225,7 +232,8 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
         names = Names.load(session)
         agency = directory.agency(who.agency_id)
         try:
-            item = detail_json(service.detail(session, number, who), who, directory)
+            detail = service.detail(session, number, who)
+            item = detail_json(detail, who, directory, ticket_transcripts(session, detail, who))
         except NotFound:
             item = None
         return item, names, agency
