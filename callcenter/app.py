@@ -263,9 +263,6 @@ class Engine:
             announce = not check.ok and done.created  # a replayed Hangup was announced already
         except SQLAlchemyError as exc:
             log.error("call %s: recording not catalogued: %s", closed.linkedid, exc)
-        if queued is not None:
-            self.transcription.wake(len(queued.job_ids))
-            self.bus.publish(queued)
         if announce:
             log.error("call %s: recording %s failed: %s", closed.linkedid, closed.base, check.failure)
             failed = RecordingFailed(
@@ -278,6 +275,9 @@ class Engine:
             )
             self.bus.publish(failed)
         self.bus.publish(closed)
+        if queued is not None:
+            self.transcription.wake(len(queued.job_ids))
+            self.bus.publish(queued)
 
     def _catalogue(
         self, session: Session, closed: RecordingClosed, check: RecordingCheck

@@ -239,10 +239,12 @@ async def test_a_closed_recording_queues_each_leg_for_transcription_once(
     closed = record(engine.settings.recordings_dir, "pbx-1700000000.0")
     async with engine.bus.subscribe() as events:
         await ami.send(hangup(closed))
-        queued = await events.wait_for(TranscriptionQueued, 10)
         await events.wait_for(RecordingClosed, 10)
+        queued = await events.wait_for(TranscriptionQueued, 10)
         # The same Hangup again (a replay): nothing is queued twice.
         await ami.send(hangup(closed))
+        await until_closed(events)
+        await ami.send(hangup(closed))  # a third time: what came after the second is in here
         again = await until_closed(events)
     assert not [e for e in again if isinstance(e, TranscriptionQueued)]
 
@@ -288,8 +290,8 @@ async def test_a_missing_leg_is_not_queued_for_transcription(engine: Engine, ami
     closed.agent_leg.unlink()
     async with engine.bus.subscribe() as events:
         await ami.send(hangup(closed))
-        queued = await events.wait_for(TranscriptionQueued, 10)
         failed = await events.wait_for(RecordingFailed, 10)
+        queued = await events.wait_for(TranscriptionQueued, 10)
     assert "agent" in failed.reason
     legs = await engine.database.run(
         lambda s: [
