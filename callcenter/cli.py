@@ -52,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("serve", help="run the engine (AMI client, FastAGI server, web server)")
+    workers = sub.add_parser(
+        "workers",
+        help="run only transcription workers against the configured database (a transcription node)",
+    )
+    workers.add_argument(
+        "--count", type=_positive, metavar="N", help="worker processes (default: transcription_workers)"
+    )
     sub.add_parser("run", help="start Asterisk and the engine together; Ctrl-C stops both")
 
     ast = sub.add_parser("asterisk", help="provision and control the local Asterisk 22")
@@ -428,6 +435,18 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_workers(settings: Settings, args: argparse.Namespace) -> int:
+    """Transcription workers and nothing else, until SIGINT/SIGTERM: a node that takes jobs
+    from the shared database (FOR UPDATE SKIP LOCKED on PostgreSQL) next to the engine's own."""
+    from callcenter.transcription.worker import run_workers
+
+    count = args.count if args.count is not None else settings.transcription_workers
+    if count < 1:
+        raise ConfigError("no workers to run: give --count N or set transcription_workers")
+    asyncio.run(run_workers(settings, count))
+    return 0
+
+
 def cmd_transcribe(settings: Settings, args: argparse.Namespace) -> int:
     """Transcripts on stdout, progress and a summary on stderr (docs/SPEECH.md); exit 1 if any
     file failed, 2 if the engine or model cannot be used."""
@@ -469,6 +488,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "recordings": cmd_recordings,
     "audit": cmd_audit,
     "transcribe": cmd_transcribe,
+    "workers": cmd_workers,
 }
 
 

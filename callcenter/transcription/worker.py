@@ -40,6 +40,7 @@ import multiprocessing.queues
 import os
 import queue
 import secrets
+import signal
 import socket
 import tempfile
 import threading
@@ -640,6 +641,35 @@ class TranscriptionPool:
                 await self._supervisor
             self._supervisor = None
         await asyncio.get_running_loop().run_in_executor(None, self.stop_sync, timeout)
+
+
+async def run_workers(settings: Settings, count: int, stop: asyncio.Event | None = None) -> None:
+    """``callcenter workers``: a pool of ``count`` workers on the configured database until
+    ``stop`` is set or SIGINT/SIGTERM arrives; the job in hand is finished (or released)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    def report(event: WorkerEvent) -> None:
+        if event.kind in ("ready", "fatal", "failed", "retry"):
+            log.log(logging.ERROR if event.kind == "fatal" else logging.INFO, "worker %s %s %s",
+                    event.worker_id, event.kind, event.detail)  # fmt: skip
+
+    db = Database(settings.resolved_database_url)
+    await loop.run_in_executor(None, db.open)
+    pool = TranscriptionPool(WorkerConfig.from_settings(settings), count, db, on_event=report)
+    try:
+        await pool.start()
+        log.info("%d transcription worker(s) (%s) on %s", count, settings.transcribe_engine, db.safe_url)
+        await stop.wait()
+    finally:
+        await pool.stop()
+        await loop.run_in_executor(None, db.close)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
 
 
 # --- batch (the CLI): files in, transcriptions out, no database ------------------------------------

@@ -176,3 +176,50 @@ async def test_jobs_pending_when_the_engine_is_killed_complete_once_after_restar
         assert final[job_id][1] == after_kill[job_id][1] + 1  # taken again once, after its lease
 
     assert ready == set(job_ids) - done_before
+
+
+def test_a_workers_node_takes_the_jobs_an_engine_queued(
+    postgres_url: str, legs: list[Path], tmp_path: Path
+) -> None:
+    """``callcenter workers``: transcription on another machine, sharing only PostgreSQL."""
+    upgrade(postgres_url)
+    db = Database(postgres_url)
+    db.open()
+    try:
+        with db.transaction() as session, session.begin():
+            job_ids = {
+                jobs.enqueue(session, path=path, leg="caller", engine="vosk", now=utcnow()).id
+                for path in legs[:2]
+            }
+        node = subprocess.Popen(
+            [sys.executable, "-m", "callcenter.cli", "workers", "--count", "1"],
+            cwd=tmp_path,
+            env={**os.environ, **environ(postgres_url, workers=0)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            found = wait_until(db, "both jobs done", lambda f: all(f[j][0] == DONE for j in job_ids))
+        finally:
+            node.send_signal(signal.SIGTERM)
+            _, errors = node.communicate(timeout=60)
+        assert node.returncode == 0, errors.decode(errors="replace")[-2000:]
+        assert all(found[j][2] is not None for j in job_ids)
+        assert b"1 transcription worker(s) (vosk)" in errors
+    finally:
+        db.close()
+
+
+def test_workers_without_a_count_is_a_clear_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "callcenter.cli", "workers"],
+        cwd=tmp_path,
+        env={**os.environ, "CALLCENTER_TRANSCRIPTION_WORKERS": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "callcenter: error: no workers to run: give --count N or set transcription_workers"
+    )
