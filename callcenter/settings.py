@@ -245,7 +245,7 @@ def _other_asterisks(value: str, system_name: str) -> list[tuple[str, str, int]]
         name, _, address = entry.partition("=")
         host, _, port_text = address.rpartition(":")
         where = f"setting 'other_asterisks': {entry!r}"
-        if not _NAME_RE.match(name) or not host or not port_text.isdigit():
+        if not _NAME_RE.match(name) or not host or not (port_text.isascii() and port_text.isdigit()):
             raise ConfigError(f"{where} must look like name=127.0.0.1:5038")
         if name == system_name or name in {s[0] for s in servers}:
             raise ConfigError(f"{where}: the system name {name!r} is used twice")

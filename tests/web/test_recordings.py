@@ -170,6 +170,15 @@ async def test_only_auditors_and_admins_reach_recordings(site: Site) -> None:
     assert [e.actor for e in site.entries(audit.RECORDING_PLAY)] == ["adi", "root"]
 
 
+async def test_ids_that_are_not_plain_digits_are_not_found(site: Site) -> None:
+    # Superscript one is a digit to str.isdigit() but not to int() (the API fuzzer found a 500);
+    # Arabic-Indic digits are digits to int() but no recording id is written that way.
+    for raw in ("%C2%B9", "%D9%A1", "-1", "1e3", "9" * 13):
+        for path in (f"/api/v1/recordings/{raw}", f"/api/v1/recordings/{raw}/audio"):
+            status, _ = await site.call("GET", path, "auditor")
+            assert status == 404, path
+
+
 # ---- search ------------------------------------------------------------------------------------
 
 

@@ -32,7 +32,7 @@ def callback_json(callback: Callback) -> dict[str, object]:
 
 def callback_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise ApiError(404, "not_found", f"callback {raw[:20]} not found")
     return int(raw)
 

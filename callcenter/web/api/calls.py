@@ -117,7 +117,7 @@ def _call_key(request: web.Request) -> tuple[str, str]:
 
 def _block_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise ApiError(404, "not_found", f"block {raw[:20]} not found")
     return int(raw)
 

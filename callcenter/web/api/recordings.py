@@ -146,7 +146,7 @@ async def search_recordings(request: web.Request) -> web.Response:
 # ---- one recording -----------------------------------------------------------------------------
 def recording_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise ApiError(404, "not_found", f"recording {raw[:20]} not found")
     return int(raw)
 

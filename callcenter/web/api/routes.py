@@ -98,7 +98,7 @@ class ExportQuery(Query):
 
 def ticket_number(request: web.Request) -> str:
     number = request.match_info["number"]
-    if not number.isdigit() or not 8 <= len(number) <= 16:
+    if not (number.isascii() and number.isdigit()) or not 8 <= len(number) <= 16:
         raise ApiError(404, "not_found", f"ticket {number[:20]} not found")
     return number
 
