@@ -290,15 +290,23 @@ class Engine:
         legs = {f.kind: f.path.absolute() for f in check.files if f.kind in (CALLER, AGENT) and f.ok}
         if not legs:
             return done, None
-        made = transcription_jobs.enqueue_legs(
-            session,
-            legs,
-            engine=self.settings.transcribe_engine,
-            recording_id=done.recording_id,
-            call_id=done.call_id,
-            language=self.settings.transcribe_language,
-            now=utcnow(),
-        )
+        try:
+            made = transcription_jobs.enqueue_legs(
+                session,
+                legs,
+                engine=self.settings.transcribe_engine,
+                recording_id=done.recording_id,
+                call_id=done.call_id,
+                language=self.settings.transcribe_language,
+                now=utcnow(),
+            )
+        except transcription_jobs.JobError as exc:
+            # Checked before anything is written (a path too long for the job table): the
+            # recording is still catalogued; only its transcription is missing, and said so.
+            log.error(
+                "call %s: recording %s not queued for transcription: %s", closed.linkedid, closed.base, exc
+            )
+            return done, None
         return done, TranscriptionQueued(done.recording_id, done.call_id, tuple(job.id for job in made))
 
     def _on_transcription(self, event: WorkerEvent) -> None:

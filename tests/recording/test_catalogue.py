@@ -299,3 +299,21 @@ async def test_a_missing_leg_is_not_queued_for_transcription(engine: Engine, ami
         ]
     )
     assert legs == ["caller"]
+
+
+async def test_a_leg_path_too_long_for_the_job_table_still_catalogues_the_recording(
+    engine: Engine, tmp_path: Path
+) -> None:
+    root = tmp_path / ("d" * 200) / ("e" * 200) / ("f" * 100)
+    closed = record(root, "pbx-1700000002.0")
+    check = check_recording(closed, root)
+    assert check.ok and len(str(closed.caller_leg)) > 500
+    done, queued = await engine.database.run(lambda s: engine._catalogue(s, closed, check))
+    assert done.created and queued is None
+    rows = await engine.database.run(
+        lambda s: (
+            s.scalar(select(func.count()).select_from(Recording).where(Recording.id == done.recording_id)),
+            s.scalar(select(func.count()).select_from(TranscriptionJob)),
+        )
+    )
+    assert rows == (1, 0)
