@@ -76,6 +76,7 @@ if str(ROOT) not in sys.path:
 
 from panoramisk.fast_agi import Application, Request  # noqa: E402
 
+from bench.common import cpu_model  # noqa: E402
 from callcenter.agi.commands import GetData, GetVariable, SetVariable, Verbose  # noqa: E402
 from callcenter.agi.server import AgiSession, FastAgiServer, route_table  # noqa: E402
 from callcenter.events import EventBus  # noqa: E402
@@ -403,12 +404,7 @@ def machine_busy() -> float:
 
 
 def machine_facts(args: argparse.Namespace) -> dict[str, Any]:
-    model = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "nproc": os.cpu_count(),

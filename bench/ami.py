@@ -100,6 +100,7 @@ if str(ROOT) not in sys.path:
 from panoramisk.ami_protocol import AMIProtocol  # noqa: E402
 from panoramisk.message import Message  # noqa: E402
 
+from bench.common import cpu_model  # noqa: E402
 from callcenter.ami import connection as ami_connection  # noqa: E402
 from callcenter.ami.connection import AmiConnection, AmiState, _BoundedProtocol  # noqa: E402
 from callcenter.ami.events import PARSERS, MalformedEvent, parse_event  # noqa: E402
@@ -637,12 +638,7 @@ def background_load(seconds: float = 2.0) -> float:
 
 
 def machine_facts() -> dict[str, Any]:
-    model = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": len(os.sched_getaffinity(0)),

@@ -49,6 +49,15 @@ async def no_health() -> dict[str, object]:
     return {"status": "ok"}
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("" when it has none), for the run's facts."""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return ""
+
+
 def machine_busy() -> float:
     """CPU seconds the whole machine has been busy since boot (all cores), from /proc/stat."""
     with open("/proc/stat") as f:

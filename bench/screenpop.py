@@ -94,6 +94,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from bench.common import (  # noqa: E402
     background_load,
+    cpu_model,
     fresh_database,
     machine_busy,
     no_health,
@@ -936,12 +937,7 @@ def render(result: dict[str, Any], args: argparse.Namespace) -> str:
 
 
 def machine_facts(args: argparse.Namespace) -> dict[str, Any]:
-    model = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": len(os.sched_getaffinity(0)),

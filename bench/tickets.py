@@ -67,6 +67,7 @@ from sqlalchemy.exc import OperationalError  # noqa: E402
 
 from bench.common import (  # noqa: E402
     background_load,
+    cpu_model,
     fresh_database,
     machine_busy,
     no_health,
@@ -480,12 +481,7 @@ def database_facts(url: str) -> dict[str, Any]:
 
 
 def machine_facts(args: argparse.Namespace) -> dict[str, Any]:
-    model = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     with open("/proc/meminfo") as f:
         mem_kb = int(f.readline().split()[1])
     return {

@@ -762,12 +762,9 @@ def render(summary: dict[str, Any], files: int) -> str:
 
 
 def machine_facts(args: argparse.Namespace) -> dict[str, Any]:
-    model = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    from bench.common import cpu_model
+
+    model = cpu_model()
 
     def v(name: str) -> str:
         try:

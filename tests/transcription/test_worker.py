@@ -43,7 +43,6 @@ from callcenter.storage.migrate import upgrade
 from callcenter.transcription import ModelNotFound, Recognition, VoskRecognizer, WhisperRecognizer, Word, jobs
 from callcenter.transcription.audio import load_pcm16
 from callcenter.transcription.jobmodels import DONE, FAILED, Transcript, TranscriptionJob
-from callcenter.transcription.models import VOSK_KO, packaged_model_dir
 from callcenter.transcription.worker import (
     TranscriptionPool,
     Worker,
@@ -55,7 +54,7 @@ from callcenter.transcription.worker import (
     transcribe_files,
 )
 from tests.realparts import missing, speak
-from tests.transcription.kit import RATE, aslr_off_for_children, direct_vosk_decode, words_found
+from tests.transcription.kit import RATE, aslr_off_for_children, direct_vosk_decode, vosk_ko_dir, words_found
 
 KOREAN_CALLER = "경찰서에 연락해 주세요. 시장에 불이 났어요."
 KOREAN_AGENT = "네, 주소를 말씀해 주세요."
@@ -75,12 +74,7 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def vosk_model() -> Path:
-    try:
-        import vosk  # noqa: F401
-
-        return packaged_model_dir(VOSK_KO)
-    except (ImportError, ModelNotFound) as exc:
-        missing(f"Vosk or its Korean model is not installed: {exc}")
+    return vosk_ko_dir()
 
 
 @pytest.fixture(scope="module")
