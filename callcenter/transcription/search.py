@@ -19,6 +19,10 @@ when it has no call), caller number, agent, queue, and ticket number (the ticket
 ``tickets.origin_call_id``, or one the call was linked to, ``ticket_calls``). Each hit names the
 call, the recording and carries a snippet of the transcript around the first matching word; the
 snippet is plain text with the matches' character spans, for the page to escape and mark.
+
+A search without words is a search of the recordings: besides the transcripts it finds the
+recordings that have none (transcription queued, failed, or never started because the recording
+itself failed), so a call can be found by its facts before, or without, its transcript.
 """
 
 from __future__ import annotations
@@ -29,13 +33,34 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    SQLColumnExpression,
+    and_,
+    cast,
+    delete,
+    exists,
+    func,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from callcenter.calls.records import CallRecord
 from callcenter.recording.models import Recording
 from callcenter.tickets.models import Ticket, TicketCall
-from callcenter.transcription.jobmodels import TERM_LENGTH, Transcript, TranscriptTerm
+from callcenter.transcription.jobmodels import (
+    FAILED,
+    PENDING,
+    RUNNING,
+    TERM_LENGTH,
+    Transcript,
+    TranscriptionJob,
+    TranscriptTerm,
+)
 
 # Letters and digits of any script; "_" and punctuation separate words.
 _WORD = re.compile(r"[^\W_]+")
@@ -45,6 +70,13 @@ MAX_LIMIT = 200
 MIN_PREFIX = 2
 SNIPPET_BEFORE = 8
 SNIPPET_AFTER = 16
+
+# Where a hit's transcription stands (SearchHit.transcription).
+TRANSCRIBED = "transcribed"
+QUEUED = "queued"
+FAILED_STATE = "failed"
+NOT_QUEUED = "not_queued"
+TRANSCRIPTION_STATES = (TRANSCRIBED, QUEUED, FAILED_STATE, NOT_QUEUED)
 
 
 class SearchError(ValueError):
@@ -124,7 +156,8 @@ class TranscriptQuery:
 
 @dataclass(frozen=True)
 class SearchHit:
-    transcript_id: int
+    # None for a recording with no transcript yet (a search without words finds those too).
+    transcript_id: int | None
     call_id: int | None
     recording_id: int | None
     recording_path: str | None
@@ -140,25 +173,74 @@ class SearchHit:
     snippet: str
     # Character spans of the matched words inside ``snippet``.
     highlights: tuple[tuple[int, int], ...] = field(default=())
+    # TRANSCRIBED for a transcript; for a recording without one: QUEUED, FAILED_STATE or NOT_QUEUED.
+    transcription: str = "transcribed"
 
 
 def search(session: Session, query: TranscriptQuery, *, limit: int = 50, offset: int = 0) -> list[SearchHit]:
-    """Transcripts matching ``query``, newest call first."""
+    """Transcripts matching ``query``, newest call first.
+
+    Without words (a search by what is known of the call) recordings that have no transcript yet
+    (queued, failed, or never transcribed) are hits too, one per recording, with no snippet and
+    with ``transcription`` saying why: an auditor looking for a call by date, number, agent,
+    queue or ticket must find it whether or not the speech engine got to it.
+    """
     if not 1 <= limit <= MAX_LIMIT:
         raise SearchError(f"limit must be between 1 and {MAX_LIMIT}")
     if offset < 0:
         raise SearchError("offset must not be negative")
     words = parse_query(query.words)
     postgres = session.get_bind().dialect.name == "postgresql"
+
     when = func.coalesce(CallRecord.started_at, Transcript.created_at)
-    statement = (
-        select(Transcript, CallRecord, Recording.path)
+    transcribed = (
+        select(
+            Transcript.id.label("transcript_id"),
+            Transcript.recording_id.label("recording_id"),
+            when.label("at"),
+        )
         .outerjoin(CallRecord, CallRecord.id == Transcript.call_id)
-        .outerjoin(Recording, Recording.id == Transcript.recording_id)
+        .where(*_call_filters(query, when, Transcript.call_id))
     )
-    conditions: list[ColumnElement[bool]] = []
     if words:
-        conditions.append(_words_match(words, postgres))
+        transcribed = transcribed.where(_words_match(words, postgres))
+    if query.leg:
+        transcribed = transcribed.where(Transcript.leg == query.leg)
+    if query.engine:
+        transcribed = transcribed.where(Transcript.engine == query.engine)
+    found = transcribed.subquery()
+    if not (words or query.leg or query.engine):
+        untranscribed = (
+            select(
+                cast(null(), Integer).label("transcript_id"),
+                Recording.id.label("recording_id"),
+                CallRecord.started_at.label("at"),
+            )
+            .join(CallRecord, CallRecord.id == Recording.call_id)
+            .where(
+                ~exists().where(Transcript.recording_id == Recording.id),
+                *_call_filters(query, CallRecord.started_at, Recording.call_id),
+            )
+        )
+        found = union_all(transcribed, untranscribed).subquery()
+    page = session.execute(
+        select(found.c.transcript_id, found.c.recording_id)
+        .order_by(
+            found.c.at.desc(),
+            func.coalesce(found.c.transcript_id, 0).desc(),
+            func.coalesce(found.c.recording_id, 0).desc(),
+        )
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return _hits(session, [(t, r) for t, r in page], words)
+
+
+def _call_filters(
+    query: TranscriptQuery, when: SQLColumnExpression[datetime], call_id: SQLColumnExpression[int | None]
+) -> list[ColumnElement[bool]]:
+    """What the query asks of the call (``calls`` joined), for a row whose call is ``call_id``."""
+    conditions: list[ColumnElement[bool]] = []
     if query.since is not None:
         conditions.append(when >= query.since)
     if query.until is not None:
@@ -169,42 +251,85 @@ def search(session: Session, query: TranscriptQuery, *, limit: int = 50, offset:
         conditions.append(CallRecord.agent == query.agent)
     if query.queue:
         conditions.append(CallRecord.queue == query.queue)
-    if query.leg:
-        conditions.append(Transcript.leg == query.leg)
-    if query.engine:
-        conditions.append(Transcript.engine == query.engine)
     if query.ticket_number:
-        conditions.append(_has_ticket(query.ticket_number))
+        conditions.append(_has_ticket(query.ticket_number, call_id))
     if query.exclude_confidential:
-        conditions.append(~_confidential_call())
-    statement = (
-        statement.where(*conditions).order_by(when.desc(), Transcript.id.desc()).limit(limit).offset(offset)
-    )
-    rows = session.execute(statement).all()
-    tickets = ticket_numbers(session, [call.id for _, call, _ in rows if call is not None])
+        conditions.append(~_confidential_call(call_id))
+    return conditions
+
+
+def _hits(
+    session: Session, page: Sequence[tuple[int | None, int | None]], words: Sequence[QueryWord]
+) -> list[SearchHit]:
+    """The hits of a page of (transcript, recording) ids, in the page's order."""
+    transcript_ids = [t for t, _ in page if t is not None]
+    transcripts = {
+        t.id: t for t in session.scalars(select(Transcript).where(Transcript.id.in_(transcript_ids)))
+    } if transcript_ids else {}  # fmt: skip
+    recording_ids = {r for _, r in page if r is not None}
+    recordings = {
+        r.id: r for r in session.scalars(select(Recording).where(Recording.id.in_(recording_ids)))
+    } if recording_ids else {}  # fmt: skip
+    call_ids = {t.call_id for t in transcripts.values()} | {r.call_id for r in recordings.values()}
+    call_ids.discard(None)
+    calls = {
+        c.id: c for c in session.scalars(select(CallRecord).where(CallRecord.id.in_(call_ids)))
+    } if call_ids else {}  # fmt: skip
+    tickets = ticket_numbers(session, list(calls))
+    pending = transcription_state(session, [r for t, r in page if t is None and r is not None])
     hits = []
-    for transcript, call, path in rows:
-        snippet, spans = make_snippet(transcript.text, words)
+    for transcript_id, recording_id in page:
+        transcript = transcripts.get(transcript_id) if transcript_id is not None else None
+        recording = recordings.get(recording_id) if recording_id is not None else None
+        call_id = transcript.call_id if transcript is not None else (recording.call_id if recording else None)
+        call = calls.get(call_id) if call_id is not None else None
+        snippet, spans = make_snippet(transcript.text, words) if transcript is not None else ("", ())
         hits.append(
             SearchHit(
-                transcript_id=transcript.id,
-                call_id=transcript.call_id,
-                recording_id=transcript.recording_id,
-                recording_path=path,
-                leg=transcript.leg,
-                speaker=transcript.speaker,
-                engine=transcript.engine,
-                language=transcript.language,
+                transcript_id=transcript_id,
+                call_id=call_id,
+                recording_id=recording_id,
+                recording_path=recording.path if recording is not None else None,
+                leg=transcript.leg if transcript is not None else "",
+                speaker=transcript.speaker if transcript is not None else "",
+                engine=transcript.engine if transcript is not None else "",
+                language=transcript.language if transcript is not None else "",
                 call_started_at=call.started_at if call is not None else None,
                 caller_number=call.caller_number if call is not None else "",
                 agent=call.agent if call is not None else "",
                 queue=call.queue if call is not None else "",
-                ticket_numbers=tickets.get(call.id, ()) if call is not None else (),
+                ticket_numbers=tickets.get(call_id, ()) if call_id is not None else (),
                 snippet=snippet,
                 highlights=spans,
+                transcription=TRANSCRIBED
+                if transcript is not None
+                else pending.get(recording_id or 0, NOT_QUEUED),
             )
         )
     return hits
+
+
+def transcription_state(session: Session, recording_ids: Sequence[int]) -> dict[int, str]:
+    """Where the transcription of each recording stands, judged from its jobs.
+
+    ``queued`` while a job waits or runs, else ``failed`` if one failed for good; recordings with
+    no job at all (a failed recording, transcription switched off) are left out: ``not_queued``.
+    """
+    if not recording_ids:
+        return {}
+    seen: dict[int, set[str]] = {}
+    rows = session.execute(
+        select(TranscriptionJob.recording_id, TranscriptionJob.status).where(
+            TranscriptionJob.recording_id.in_(sorted(set(recording_ids)))
+        )
+    ).all()
+    for recording_id, status in rows:
+        if recording_id is not None:
+            seen.setdefault(recording_id, set()).add(status)
+    return {
+        rid: QUEUED if statuses & {PENDING, RUNNING} else FAILED_STATE if FAILED in statuses else NOT_QUEUED
+        for rid, statuses in seen.items()
+    }
 
 
 def _words_match(words: Sequence[QueryWord], postgres: bool) -> ColumnElement[bool]:
@@ -222,23 +347,23 @@ def _words_match(words: Sequence[QueryWord], postgres: bool) -> ColumnElement[bo
     return and_(*clauses)
 
 
-def _has_ticket(number: str) -> ColumnElement[bool]:
-    origin = exists().where(Ticket.number == number, Ticket.origin_call_id == Transcript.call_id)
+def _has_ticket(number: str, call_id: SQLColumnExpression[int | None]) -> ColumnElement[bool]:
+    origin = exists().where(Ticket.number == number, Ticket.origin_call_id == call_id)
     linked = exists().where(
         Ticket.number == number,
         TicketCall.ticket_id == Ticket.id,
-        TicketCall.call_id == Transcript.call_id,
+        TicketCall.call_id == call_id,
     )
     return or_(origin, linked)
 
 
-def _confidential_call() -> ColumnElement[bool]:
-    """The transcript's call opened, or is linked to, a confidential ticket."""
-    origin = exists().where(Ticket.confidential.is_(True), Ticket.origin_call_id == Transcript.call_id)
+def _confidential_call(call_id: SQLColumnExpression[int | None]) -> ColumnElement[bool]:
+    """The call opened, or is linked to, a confidential ticket."""
+    origin = exists().where(Ticket.confidential.is_(True), Ticket.origin_call_id == call_id)
     linked = exists().where(
         Ticket.confidential.is_(True),
         TicketCall.ticket_id == Ticket.id,
-        TicketCall.call_id == Transcript.call_id,
+        TicketCall.call_id == call_id,
     )
     return or_(origin, linked)
 

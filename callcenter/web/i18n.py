@@ -156,6 +156,10 @@ _TABLE: dict[str, tuple[str, str]] = {
     "speaker.petugas": ("Petugas", "Agent"),
     "speaker.campuran": ("Campuran", "Mixed"),
     "speaker.rekaman": ("Rekaman", "Recording"),
+    "transcription.transcribed": ("Ditranskripsi", "Transcribed"),
+    "transcription.queued": ("Belum ditranskripsi: dalam antrean", "Not transcribed yet: queued"),
+    "transcription.failed": ("Transkripsi gagal", "Transcription failed"),
+    "transcription.not_queued": ("Tanpa transkrip", "No transcript"),
     # auditor: recording search
     "nav.recordings": ("Rekaman", "Recordings"),
     "audit.title": ("Pencarian rekaman", "Recording search"),

@@ -237,6 +237,83 @@ def test_without_words_the_snippet_is_the_beginning(db: Database, data: dict[str
     ]
 
 
+def untranscribed(db: Database, data: dict[str, int]) -> dict[str, int]:
+    """Three more recorded calls, none transcribed: one queued, one failed, one never queued."""
+    with db.transaction() as session, session.begin():
+        ids: dict[str, int] = {}
+        for n, (name, day) in enumerate([("failed", 5), ("queued", 4), ("none", 6)]):
+            call = CallRecord(system_name="local", linkedid=f"u{n}", caller_number="081255556666",
+                              agent="agent3", queue="hotline", service="hotline",
+                              started_at=DAY + timedelta(days=day))  # fmt: skip
+            session.add(call)
+            session.flush()
+            recording = Recording(call_id=call.id, path=f"/rec/u{n}", closed_at=call.started_at)
+            session.add(recording)
+            session.flush()
+            ids[name], ids[f"{name}-call"] = recording.id, call.id
+            if name == "none":
+                continue
+            for leg in ("caller", "agent"):
+                jobs.enqueue(session, path=f"/rec/u{n}-{leg}.wav", leg=leg, engine="vosk",
+                             call_id=call.id, recording_id=recording.id, now=DAY)  # fmt: skip
+            if name == "failed":
+                for _ in ("caller", "agent"):
+                    held = jobs.claim(session, "w", DAY)
+                    assert held is not None
+                    jobs.fail(session, held, "not a WAV file", DAY)
+        ticket(session, "2026-000003", 3, session.get(CallRecord, ids["failed-call"])).confidential = True
+    return ids
+
+
+def test_a_search_without_words_finds_recordings_not_yet_transcribed(
+    db: Database, data: dict[str, int]
+) -> None:
+    more = untranscribed(db, data)
+
+    def hits(**query: object) -> list[tuple[int | None, int | None, str]]:
+        with db.transaction() as session, session.begin():
+            found = search(session, TranscriptQuery(**query))  # type: ignore[arg-type]
+        return [(h.transcript_id, h.recording_id, h.transcription) for h in found]
+
+    # By the call's facts: one hit per untranscribed recording, saying how far transcription got.
+    assert hits(agent="agent3") == [
+        (None, more["none"], "not_queued"),
+        (None, more["failed"], "failed"),
+        (None, more["queued"], "queued"),
+    ]
+    assert hits(ticket_number="2026-000003") == [(None, more["failed"], "failed")]
+    # The reporter of a confidential report is not found by number, transcribed or not.
+    assert hits(caller_number="081255556666", exclude_confidential=True) == [
+        (None, more["none"], "not_queued"),
+        (None, more["queued"], "queued"),
+    ]
+    assert hits(since=DAY + timedelta(days=5), until=DAY + timedelta(days=6)) == [
+        (None, more["failed"], "failed")
+    ]
+    # Newest call first, transcripts and untranscribed recordings together.
+    assert [t for t, _, _ in hits(queue="hotline")] == [None, None, None, data["c2-caller"]]
+    with db.transaction() as session, session.begin():
+        (hit,) = search(session, TranscriptQuery(ticket_number="2026-000003"))
+    assert (hit.call_id, hit.recording_path, hit.caller_number, hit.ticket_numbers) == (
+        more["failed-call"],
+        "/rec/u0",
+        "081255556666",
+        ("2026-000003",),
+    )
+    assert (hit.leg, hit.speaker, hit.snippet, hit.highlights) == ("", "", "", ())
+    # A recording is not a transcript: words, a side or an engine ask for transcripts only.
+    assert find(db, words="kebakaran", agent="agent3") == []
+    assert find(db, agent="agent3", leg="caller") == []
+    assert find(db, agent="agent3", engine="vosk") == []
+    # A transcribed recording is found through its transcripts, not a second time as a recording.
+    assert find(db, caller_number="081211112222") == [
+        data["c3-agent"],
+        data["c3-caller"],
+        data["c1-agent"],
+        data["c1-caller"],
+    ]
+
+
 def test_paging(db: Database, data: dict[str, int]) -> None:
     with db.transaction() as session, session.begin():
         pages = [

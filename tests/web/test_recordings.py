@@ -32,7 +32,14 @@ from callcenter.tickets.sla import DEFAULT_CALENDAR, load_calendar
 from callcenter.web.api.recordings import PlaybackLog
 from callcenter.web.app import ApiDeps, create_web_app
 from callcenter.web.pages.audit import Line, Piece, lines, pieces
-from tests.recording_seed import Seeded, catalogue_call, recording_base, store_transcripts, write_legs
+from tests.recording_seed import (
+    Seeded,
+    catalogue_call,
+    enqueue_legs,
+    recording_base,
+    store_transcripts,
+    write_legs,
+)
 
 USERS = {
     "agent": ("ani", "agent", None),
@@ -210,6 +217,41 @@ async def test_search_finds_words_with_snippets_and_filters(site: Site) -> None:
     query = "since=2024-05-02T00:00:00%2B00:00&until=2024-05-03T00:00:00Z&leg=caller"
     status, body = await site.call("GET", f"/api/v1/recordings/search?{query}", "auditor")
     assert [i["recording_id"] for i in body["items"]] == [site.secret_call.recording_id]  # type: ignore[index]
+
+
+async def test_a_recording_not_yet_transcribed_is_found_by_its_call(site: Site, tmp_path: Path) -> None:
+    root = tmp_path / "recordings"
+    base = recording_base(root, "1700000009.99")
+    write_legs(base)
+    with site.db.transaction() as s, s.begin():
+        waiting = catalogue_call(s, root, "pbx-a", "1700000009.99", "081299990000", base)
+        call = s.get(CallRecord, waiting.call_id)
+        assert call is not None
+        call.agent, call.queue = "budi", "hotline"
+        enqueue_legs(s, waiting)  # queued, no worker has taken it yet
+    status, body = await site.call("GET", "/api/v1/recordings/search?agent=budi", "auditor")
+    assert status == 200
+    (item,) = body["items"]  # type: ignore[index]
+    assert (item["recording_id"], item["transcript_id"], item["transcription"]) == (
+        waiting.recording_id,
+        None,
+        "queued",
+    )
+    assert (item["snippet"], item["leg"], item["call"]["caller_number"]) == ("", "", "081299990000")
+    # Words search transcripts only; a transcribed hit says so.
+    status, body = await site.call("GET", "/api/v1/recordings/search?q=kebakaran&agent=budi", "auditor")
+    assert body["items"] == []  # type: ignore[index]
+    status, body = await site.call("GET", "/api/v1/recordings/search?q=kebakaran", "auditor")
+    assert {i["transcription"] for i in body["items"]} == {"transcribed"}  # type: ignore[index]
+    # The page lists it with the state instead of a snippet, and a link to play it.
+    await site.login("adi")
+    status, html = await site.page("/audit/recordings?agent=budi")
+    assert status == 200
+    assert re.findall(r'<tr class="hit" data-recording="(\d+)"', html) == [str(waiting.recording_id)]
+    assert 'data-state="queued">Belum ditranskripsi: dalam antrean<' in html
+    assert f'href="/audit/recordings/{waiting.recording_id}"' in html
+    status, html = await site.page("/audit/recordings?agent=budi&lang=en")
+    assert 'data-state="queued">Not transcribed yet: queued<' in html
 
 
 @pytest.mark.parametrize(

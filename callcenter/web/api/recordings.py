@@ -121,6 +121,7 @@ def hit_json(found: AuditHit) -> dict[str, object]:
         "language": hit.language,
         "snippet": hit.snippet,
         "highlights": [list(span) for span in hit.highlights],
+        "transcription": hit.transcription,
     }  # fmt: skip
 
 

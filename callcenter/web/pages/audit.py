@@ -131,6 +131,7 @@ def _hit_row(found: AuditHit) -> dict[str, object]:
         "speaker": hit.speaker,
         "leg": hit.leg,
         "pieces": pieces(hit.snippet, hit.highlights),
+        "transcription": hit.transcription,
     }
 
 
