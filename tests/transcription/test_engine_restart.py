@@ -73,12 +73,19 @@ def environ(database_url: str, workers: int) -> dict[str, str]:
 
 
 def rows(db: Database) -> dict[int, tuple[str, int, int | None]]:
-    """Per job: status, attempts, transcript id."""
+    """Per job: status, attempts, transcript id.
+
+    One statement: on PostgreSQL (READ COMMITTED) each statement has its own snapshot, so reading
+    transcripts and then jobs could see a job done whose transcript was committed in between.
+    """
     with db.transaction() as session, session.begin():
-        transcripts = {t.job_id: t.id for t in session.scalars(select(Transcript))}
+        found = session.execute(
+            select(
+                TranscriptionJob.id, TranscriptionJob.status, TranscriptionJob.attempts, Transcript.id
+            ).outerjoin(Transcript, Transcript.job_id == TranscriptionJob.id)
+        ).all()
         return {
-            j.id: (j.status, j.attempts, transcripts.get(j.id))
-            for j in session.scalars(select(TranscriptionJob))
+            job_id: (status, attempts, transcript_id) for job_id, status, attempts, transcript_id in found
         }
 
 
