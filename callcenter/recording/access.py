@@ -34,7 +34,7 @@ from callcenter.errors import Conflict, Gone, NotFound
 from callcenter.recording.catalogue import files_of
 from callcenter.recording.models import Recording, RecordingFile
 from callcenter.tickets.models import Ticket, TicketCall
-from callcenter.transcription.jobmodels import Transcript
+from callcenter.transcription.jobmodels import Transcript, TranscriptionJob
 from callcenter.transcription.search import SearchHit, TranscriptQuery, search
 
 OBJECT_KIND = "recording"
@@ -93,6 +93,8 @@ class RecordingView:
     call: CallRecord
     files: list[RecordingFile]
     transcripts: list[Transcript]  # the caller's side first
+    # The transcription jobs of its files, caller's side first: why a transcript is missing.
+    jobs: list[TranscriptionJob]
     tickets: list[Ticket]  # the ticket the call opened and those it is linked to
     confidential: bool  # hide the caller number and the reporter
 
@@ -112,6 +114,10 @@ def recording_view(session: Session, recording_id: int) -> RecordingView:
         session.scalars(select(Transcript).where(Transcript.recording_id == recording_id)),
         key=lambda t: (order.get(t.leg, 2), t.id),
     )
+    jobs = sorted(
+        session.scalars(select(TranscriptionJob).where(TranscriptionJob.recording_id == recording_id)),
+        key=lambda j: (order.get(j.leg, 2), j.id),
+    )
     linked = select(TicketCall.ticket_id).where(TicketCall.call_id == call.id)
     tickets = list(
         session.scalars(
@@ -125,6 +131,7 @@ def recording_view(session: Session, recording_id: int) -> RecordingView:
         call=call,
         files=files_of(session, recording_id),
         transcripts=transcripts,
+        jobs=jobs,
         tickets=tickets,
         confidential=any(t.confidential for t in tickets),
     )

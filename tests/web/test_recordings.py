@@ -29,6 +29,7 @@ from callcenter.storage.base import utcnow
 from callcenter.storage.database import Database
 from callcenter.tickets.service import CallKey, NewTicket, TicketService
 from callcenter.tickets.sla import DEFAULT_CALENDAR, load_calendar
+from callcenter.transcription import jobs
 from callcenter.web.api.recordings import PlaybackLog
 from callcenter.web.app import ApiDeps, create_web_app
 from callcenter.web.pages.audit import Line, Piece, lines, pieces
@@ -252,6 +253,26 @@ async def test_a_recording_not_yet_transcribed_is_found_by_its_call(site: Site, 
     assert f'href="/audit/recordings/{waiting.recording_id}"' in html
     status, html = await site.page("/audit/recordings?agent=budi&lang=en")
     assert 'data-state="queued">Not transcribed yet: queued<' in html
+    # The recording's page says, per side, why there is no transcript; a failed job gives its reason.
+    with site.db.transaction() as s, s.begin():
+        held = jobs.claim(s, "w1", utcnow(), lease=timedelta(minutes=5))
+        assert held is not None and held.leg == "caller"
+        jobs.fail(s, held, "caller leg: not a WAV file <b>", utcnow())
+    status, body = await site.call("GET", f"/api/v1/recordings/{waiting.recording_id}", "auditor")
+    assert [(j["leg"], j["status"], j["attempts"]) for j in body["transcription_jobs"]] == [  # type: ignore[index]
+        ("caller", "failed", 1),
+        ("agent", "pending", 0),
+    ]
+    assert body["transcription_jobs"][0]["error"] == "caller leg: not a WAV file <b>"  # type: ignore[index]
+    status, html = await site.page(f"/audit/recordings/{waiting.recording_id}?lang=id")
+    assert status == 200
+    caller = html.split('id="transcript-caller"', 1)[1].split('id="transcript-agent"', 1)[0]
+    agent = html.split('id="transcript-agent"', 1)[1].split("</section>", 1)[0]
+    assert 'data-state="failed">Transkripsi gagal' in caller
+    assert "caller leg: not a WAV file &lt;b&gt;" in caller
+    assert 'data-state="pending">Menunggu transkripsi.' in agent
+    status, body = await site.call("GET", "/api/v1/recordings/search?agent=budi", "auditor")
+    assert [i["transcription"] for i in body["items"]] == ["queued"]  # type: ignore[index]
 
 
 @pytest.mark.parametrize(

@@ -212,6 +212,11 @@ def recording_json(view: RecordingView, accesses: list[dict[str, object]]) -> di
             for f in view.files
         ],
         "transcripts": [transcript_json(t) for t in view.transcripts],
+        "transcription_jobs": [
+            {"id": j.id, "leg": j.leg, "engine": j.engine, "status": j.status, "attempts": j.attempts,
+             "error": j.error or None, "created_at": iso(j.created_at), "finished_at": iso(j.finished_at)}
+            for j in view.jobs
+        ],
         "accesses": accesses,
     }  # fmt: skip
 

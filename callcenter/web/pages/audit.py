@@ -187,8 +187,10 @@ async def recording_page(request: web.Request) -> web.StreamResponse:
     transcripts = [{**t, "lines": lines(str(t["text"]), t["words"])} for t in recording["transcripts"]]
     by_leg = {leg: [t for t in transcripts if t["leg"] == leg] for leg in ("caller", "agent")}
     others = [t for t in transcripts if t["leg"] not in by_leg]
+    # A leg without a transcript says why: its job is queued, running or failed (with the reason).
+    jobs_by_leg = {leg: [j for j in recording["transcription_jobs"] if j["leg"] == leg] for leg in by_leg}
     playable = [f for f in recording["files"] if f["audio"]]
     return page.render(
         "recording.html", user=user, recording=recording, by_leg=by_leg, others=others,
-        playable=playable if who.can(Permission.RECORDING_PLAY) else [],
+        jobs_by_leg=jobs_by_leg, playable=playable if who.can(Permission.RECORDING_PLAY) else [],
     )  # fmt: skip
