@@ -40,6 +40,7 @@ from callcenter.ivr.interpreter import FlowRunner
 from callcenter.ivr.registry import FlowRegistry
 from callcenter.recording.catalogue import Catalogued, catalogue
 from callcenter.recording.closed import RecordingClosed, recording_closed
+from callcenter.recording.intake import RecordingIntake
 from callcenter.recording.integrity import RecordingCheck, RecordingFailed, check_recording
 from callcenter.recording.models import AGENT, CALLER
 from callcenter.recording.retention import RetentionJob, RetentionPolicy
@@ -61,6 +62,9 @@ from callcenter.web.app import ApiDeps, create_web_app
 from callcenter.web.live import LiveHub
 
 log = logging.getLogger(__name__)
+
+# How long a stopping engine waits for closed recordings still to be catalogued.
+RECORDINGS_DRAIN_SECONDS = 30.0
 
 
 class Engine:
@@ -106,6 +110,8 @@ class Engine:
         self.call_log = CallLog(self.database, self.bus)
         self.webhooks = WebhookSender(self.database, source=settings.system_name, bus=self.bus)
         self.ticket_writer = TicketWriter(self.database, self.tickets)
+        # Recordings closed by a Hangup, catalogued and queued for transcription in order.
+        self.recordings = RecordingIntake(self._catalogue_closed)
         # Worker processes that transcribe closed recordings (none: this node only enqueues and
         # workers elsewhere, sharing the database, do the work).
         self.transcription = TranscriptionPool(
@@ -146,6 +152,7 @@ class Engine:
         self._tasks.append(asyncio.create_task(self.flows.watch(), name="flows"))
         self._tasks.append(asyncio.create_task(self.hub.run(), name="live-hub"))
         self._tasks.append(asyncio.create_task(self.call_log.run(), name="call-log"))
+        self._tasks.append(asyncio.create_task(self.recordings.run(), name="recordings"))
         retention = RetentionJob(
             self.database,
             RetentionPolicy.from_settings(self.settings),
@@ -167,6 +174,8 @@ class Engine:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        # Recordings whose Hangup already arrived are catalogued before the database closes.
+        await self.recordings.drain(RECORDINGS_DRAIN_SECONDS)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -208,7 +217,10 @@ class Engine:
             elif isinstance(change, CallerLeft) and change.abandoned and change.queue in CALLBACK_QUEUES:
                 await self._list_callback(change)
         if str(message.get("Event", "")) == "Hangup":
-            await self._on_hangup(system_name, message)
+            closed = recording_closed(system_name, message)
+            if closed is not None:
+                # Catalogued by its own task: hashing files must not hold up the next events.
+                self.recordings.submit(closed)
 
     async def _restore_agents(self, system_name: str) -> None:
         """After a resync: agents the engine logged in but Asterisk forgot (it restarted)."""
@@ -245,10 +257,7 @@ class Engine:
             )
             self.bus.publish(CallbackListed(callback_id, left.system_name, left.linkedid, number, left.queue))
 
-    async def _on_hangup(self, system_name: str, message: Message) -> None:
-        closed = recording_closed(system_name, message)
-        if closed is None:
-            return
+    async def _catalogue_closed(self, closed: RecordingClosed) -> None:
         log.info("call %s ended; recording closed: %s", closed.linkedid, closed.mixed)
         # Hashing and header checks read whole files: on an executor thread, never on the loop,
         # and before the transaction so no database lock waits on the disk.
@@ -381,6 +390,10 @@ class Engine:
             "ami_others": [other.status.as_dict() for other in self.amis[1:]],
             "fastagi": fastagi,
             "database": self.database.health(),
+            "recordings": {
+                "backlog": self.recordings.backlog,
+                "catalogued": self.recordings.catalogued_total,
+            },
             # Not part of "ok": calls are answered and recorded without transcription.
             "transcription": transcription,
         }
