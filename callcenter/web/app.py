@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from callcenter import __version__
+from callcenter.auth.throttle import LoginThrottle
 from callcenter.dispatch.webhook import WebhookSender
 from callcenter.events import EventBus
 from callcenter.storage.database import Database
@@ -69,6 +70,7 @@ def create_web_app(health: HealthProbe, api: ApiDeps | None = None) -> web.Appli
     if api is not None:
         app[framework.DATABASE] = api.database
         app[framework.ACTORS] = framework.ActorCache()
+        app[framework.LOGIN_THROTTLE] = LoginThrottle()
         app[TICKETS] = api.tickets
         if api.writer is not None:
             app[WRITER] = api.writer

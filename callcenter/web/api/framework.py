@@ -22,6 +22,7 @@ from callcenter.ami.connection import AmiError
 from callcenter.auth import service as auth
 from callcenter.auth.actor import Actor
 from callcenter.auth.roles import Permission
+from callcenter.auth.throttle import LoginThrottle
 from callcenter.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
 from callcenter.storage.database import Database
 
@@ -56,6 +57,8 @@ class Route:
     produces_csv: bool = False
     produces_audio: bool = False  # audio/wav with HTTP range requests (206, 416)
     path_params: tuple[str, ...] = field(default=())
+    # More documented answers: (status, description).
+    responses: tuple[tuple[int, str], ...] = field(default=())
 
 
 class ApiError(Exception):
@@ -124,6 +127,7 @@ class ActorCache:
 
 
 ACTORS: web.AppKey[ActorCache] = web.AppKey("actors", ActorCache)
+LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle", LoginThrottle)
 
 
 async def resolve_actor(request: web.Request) -> Actor | None:

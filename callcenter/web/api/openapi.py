@@ -107,6 +107,8 @@ def _document(routes: tuple[Route, ...]) -> dict[str, Any]:
                 "Idempotency-Key."
             )
             operation["responses"]["401"] = _error("missing or bad signature")
+        for status, description in route.responses:
+            operation["responses"][str(status)] = _error(description)
         if route.path_params:
             operation["responses"]["404"] = _error("no such object, or not visible to you")
         if route.method in ("POST", "PUT") and route.path.startswith("/api/v1/tickets/"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Literal
 
@@ -37,11 +38,13 @@ from callcenter.web.api.framework import (
     ACTOR,
     BODY,
     DATABASE,
+    LOGIN_THROTTLE,
     QUERY,
     SESSION_COOKIE,
     ApiError,
     Route,
     actor,
+    error_response,
     json_ok,
     read_json,
 )
@@ -55,6 +58,8 @@ from callcenter.web.api.views import (
     ticket_json,
     ticket_transcripts,
 )
+
+log = logging.getLogger(__name__)
 
 TICKETS: web.AppKey[TicketService] = web.AppKey("tickets", TicketService)
 BUS: web.AppKey[EventBus] = web.AppKey("bus", EventBus)
@@ -299,6 +304,15 @@ async def inbound_rating(request: web.Request) -> web.Response:
 # ---- session ---------------------------------------------------------------------------------
 async def login(request: web.Request) -> web.Response:
     body = request[BODY]
+    throttle, client = request.app[LOGIN_THROTTLE], request.remote or ""
+    wait = throttle.retry_after(client, body.username)
+    if wait is not None:
+        # Refused before the password is checked: a guess made now is never tried.
+        refused = error_response(
+            429, "too_many_attempts", f"too many failed logins from this address; try again in {wait} s"
+        )
+        refused.headers["Retry-After"] = str(wait)
+        return refused
 
     def work(session: Session) -> tuple[str, dict[str, object]] | None:
         user = auth.authenticate(session, body.username, body.password)
@@ -308,7 +322,11 @@ async def login(request: web.Request) -> web.Response:
 
     result = await request.app[DATABASE].run(work)
     if result is None:
+        throttle.failed(client, body.username)
+        # %r: the name is untrusted and must not forge log lines.
+        log.warning("failed login for %r from %s", body.username[:64], client or "?")
         raise ApiError(401, "unauthenticated", "wrong username or password")
+    throttle.succeeded(client, body.username)
     token, user = result
     response = json_ok(user)
     response.set_cookie(
@@ -508,7 +526,8 @@ T = "/api/v1/tickets/{number}"
 ROUTES: list[Route] = [
     Route("GET", "/api/v1/openapi.json", openapi, "This document", "meta", auth="none"),
     Route("POST", "/api/v1/session", login, "Log in (sets a session cookie)", "session", auth="none",
-          body=schemas.Login),
+          body=schemas.Login, responses=((401, "wrong username or password"),
+                                         (429, "too many failed logins from this address; see Retry-After"))),
     Route("DELETE", "/api/v1/session", logout, "Log out", "session", auth="none"),
     Route("GET", "/api/v1/me", me, "Who am I, and what may I do", "session"),
     Route("GET", "/api/v1/tickets", list_tickets, "List tickets", "tickets", query=TicketQuery),
