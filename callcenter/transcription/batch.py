@@ -299,7 +299,7 @@ def run(
         if len(pending) == len(runnable):
             raise ModelError(
                 f"the {config.engine} worker processes stopped before transcribing anything: "
-                f"could the model ({model}) not be loaded? (see the messages above)"
+                f"could the model ({model}) not be loaded? (see the message above)"
             ) from None
         for path in runnable:
             if path in pending:

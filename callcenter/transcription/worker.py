@@ -42,6 +42,7 @@ import queue
 import secrets
 import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -683,7 +684,13 @@ class FileResult:
 
 
 def _batch_init(config: WorkerConfig) -> None:
-    build_recognizer(config)  # loads the model into this process's cache, once
+    try:
+        build_recognizer(config)  # loads the model into this process's cache, once
+    except ModelError as exc:
+        # One line, not the pool's "Exception in initializer" traceback: the parent sees the
+        # pool break and says what to check (batch.py).
+        print(f"callcenter: worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
+        os._exit(EXIT_FATAL)
 
 
 def _batch_one(config: WorkerConfig, path: str) -> FileResult:
