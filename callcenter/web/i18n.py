@@ -36,6 +36,9 @@ _TABLE: dict[str, tuple[str, str]] = {
     "login.password": ("Kata sandi", "Password"),
     "login.submit": ("Masuk", "Log in"),
     "login.busy": ("Memeriksa…", "Checking…"),
+    "login.wrong": ("Nama pengguna atau kata sandi salah.", "Wrong username or password."),
+    "login.throttled": ("Terlalu banyak percobaan masuk yang gagal. Coba lagi dalam {minutes} menit.",
+                        "Too many failed logins. Try again in {minutes} minutes."),
     # queue
     "queue.title": ("Antrean tiket", "Ticket queue"),
     "queue.heading": ("Antrean tiket", "Ticket queue"),

@@ -45,7 +45,13 @@
     } catch (e) {
       data = null;
     }
-    return { ok: response.ok, message: response.ok ? "" : failureText(response.status, data), data: data };
+    return {
+      ok: response.ok,
+      status: response.status,
+      retryAfter: parseInt(response.headers.get("Retry-After") || "", 10),
+      message: response.ok ? "" : failureText(response.status, data),
+      data: data,
+    };
   }
 
   function setupLogin() {
@@ -72,8 +78,20 @@
       }
       submit.disabled = false;
       submit.textContent = label;
-      show(error, result.message);
+      show(error, loginFailure(form, result));
     });
+  }
+
+  // The login page's own words for the two refusals a person meets; others as the API says.
+  function loginFailure(form, result) {
+    if (result.status === 401 && form.dataset.msgWrong) {
+      return form.dataset.msgWrong;
+    }
+    if (result.status === 429 && form.dataset.msgThrottled) {
+      var minutes = isFinite(result.retryAfter) ? Math.max(1, Math.ceil(result.retryAfter / 60)) : 15;
+      return form.dataset.msgThrottled.replace("{minutes}", String(minutes));
+    }
+    return result.message;
   }
 
   function setupLogout() {
