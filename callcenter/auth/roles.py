@@ -39,6 +39,7 @@ class Permission(enum.StrEnum):
     LIVE_WATCH = "live.watch"  # the wallboard: every queue, caller and agent
     RECORDING_SEARCH = "recording.search"  # search transcripts, read a recording's metadata
     RECORDING_PLAY = "recording.play"  # play or download a recording (each access is audited)
+    RECORDING_HOLD = "recording.hold"  # place or lift a legal hold (kept past retention; audited)
 
 
 P = Permission
@@ -58,7 +59,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # supervisors, whose own calls they are, nor by OPD operators.
     Role.AUDITOR: frozenset(
         {P.TICKET_READ_ALL, P.SEE_CONFIDENTIAL, P.DIRECTORY_READ, P.USERS_READ, P.REPORTS_READ,
-         P.RECORDING_SEARCH, P.RECORDING_PLAY}
+         P.RECORDING_SEARCH, P.RECORDING_PLAY, P.RECORDING_HOLD}
     ),
     Role.ADMIN: frozenset(set(Permission) - {P.INBOUND_CREATE}),
     # OPD operators work their agency's queue; the confidential reporter stays hidden from them.

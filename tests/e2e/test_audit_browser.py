@@ -230,6 +230,13 @@ async def test_auditor_searches_plays_and_is_audited_agent_refused(site: Seeded,
         await expect(page.locator("#accesses tr.access[data-action='recording.play'] .actor")).to_have_text(
             AUDITOR[0]
         )
+        # A legal hold placed from the page, with its reason: the page shows it and offers to lift it.
+        await expect(page.locator("#legal-hold")).to_have_attribute("data-held", "no")
+        await page.fill("#hold-reason", "Permintaan Kejaksaan No. 12/2026")
+        await page.click("#hold-submit")
+        await expect(page.locator("#legal-hold")).to_have_attribute("data-held", "yes")
+        await expect(page.locator("#legal-hold")).to_contain_text("Permintaan Kejaksaan No. 12/2026")
+        await expect(page.locator("#hold-submit")).to_have_text("Lepas penahanan")
         assert errors == []
 
         # An agent is refused: the page, and the audio itself.

@@ -436,6 +436,58 @@ async def test_deleted_missing_and_altered_files(site: Site, tmp_path: Path) -> 
     assert [e.action for e in site.entries()] == [audit.RECORDING_DELETE]
 
 
+# ---- legal hold --------------------------------------------------------------------------------
+
+
+async def test_a_legal_hold_keeps_the_files_past_retention_and_is_audited(site: Site, tmp_path: Path) -> None:
+    rid = site.plain_call.recording_id
+    url = f"/api/v1/recordings/{rid}/legal-hold"
+    reason = {"reason": "  Permintaan Kejaksaan No. 12/2026 <b>  "}
+    for who in ("agent", "supervisor", "pupr", "sms"):
+        status, _ = await site.call("POST", url, who, json=reason)
+        assert status == 403, who
+    status, body = await site.call("POST", url, "auditor", json={"reason": "   "})
+    assert status == 422
+    status, body = await site.call("POST", url, "auditor", json=reason)
+    assert status == 200
+    hold = body["legal_hold"]  # type: ignore[index]
+    assert (hold["held"], hold["by"], hold["reason"]) == (True, "adi", "Permintaan Kejaksaan No. 12/2026 <b>")
+    status, body = await site.call("POST", url, "admin", json=reason)
+    assert status == 409 and "already" in body["error"]["message"]  # type: ignore[index]
+    # Retention passes it by, and says why.
+    with site.db.transaction() as s, s.begin():
+        batch = apply_batch(s, RetentionPolicy(1, 1), tmp_path / "recordings", utcnow() + timedelta(days=30))
+    assert batch.deleted == []
+    assert all(path.exists() for path in site.plain_call.files.values())
+    # The page shows the hold and offers to lift it, with a reason.
+    await site.login("adi")
+    status, html = await site.page(f"/audit/recordings/{rid}?lang=id")
+    assert 'id="legal-hold" data-held="yes"' in html and "Permintaan Kejaksaan No. 12/2026 &lt;b&gt;" in html
+    assert f'data-url="/api/v1/recordings/{rid}/legal-hold/release"' in html and "Lepas penahanan" in html
+    status, body = await site.call("POST", url + "/release", "admin", json={"reason": ""})
+    assert status == 422
+    status, body = await site.call("POST", url + "/release", "admin", json={"reason": "perkara selesai"})
+    assert status == 200 and body["legal_hold"]["held"] is False  # type: ignore[index]
+    status, body = await site.call("POST", url + "/release", "admin", json={"reason": "lagi"})
+    assert status == 409
+    # Both steps are in the chained audit log, with who and why.
+    assert [(e.actor, e.action, json.loads(e.detail)["reason"]) for e in site.entries()] == [
+        ("adi", audit.RECORDING_HOLD, "Permintaan Kejaksaan No. 12/2026 <b>"),
+        ("root", audit.RECORDING_RELEASE, "perkara selesai"),
+    ]
+    assert site.verify() == []
+    # Retention applies again; a deleted recording cannot be put on hold.
+    with site.db.transaction() as s, s.begin():
+        batch = apply_batch(s, RetentionPolicy(1, 1), tmp_path / "recordings", utcnow() + timedelta(days=30))
+    assert batch.deleted == [rid]
+    status, body = await site.call("POST", url, "auditor", json=reason)
+    assert status == 409 and "deleted by retention" in body["error"]["message"]  # type: ignore[index]
+    status, html = await site.page(f"/audit/recordings/{rid}")
+    assert 'id="hold-form"' not in html
+    status, _ = await site.call("POST", "/api/v1/recordings/999999/legal-hold", "auditor", json=reason)
+    assert status == 404
+
+
 # ---- confidential reports ----------------------------------------------------------------------
 
 

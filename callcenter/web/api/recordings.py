@@ -6,9 +6,12 @@
 - ``GET /api/v1/recordings/{id}/audio?kind=mixed|caller|agent[&download=1]``: the WAV file with
   HTTP range requests (aiohttp's ``FileResponse``: 206 with ``Content-Range``, 416 when
   unsatisfiable, ``Accept-Ranges: bytes``; the file is stat'ed, opened and sent off the loop).
+- ``POST /api/v1/recordings/{id}/legal-hold`` and ``.../legal-hold/release`` with a ``reason``:
+  keep the files past retention (a court or a prosecutor asked for them), or let retention apply
+  again; both appended to the audit log with the reason.
 
-Only auditors and administrators (``RECORDING_SEARCH``, ``RECORDING_PLAY``). What they see of
-confidential reports is decided in :mod:`callcenter.recording.access`.
+Only auditors and administrators (``RECORDING_SEARCH``, ``RECORDING_PLAY``, ``RECORDING_HOLD``).
+What they see of confidential reports is decided in :mod:`callcenter.recording.access`.
 
 **One audit entry per playback.** A browser plays a recording with many range requests (the
 first from byte 0, then one per seek). A request is appended to the audit log as
@@ -36,10 +39,11 @@ from callcenter.auth.roles import Permission as P
 from callcenter.errors import InvalidInput
 from callcenter.recording import access
 from callcenter.recording.access import AuditHit, Playable, RecordingView
+from callcenter.recording.retention import MAX_HOLD_REASON, lift_legal_hold, place_legal_hold
 from callcenter.storage.base import utcnow
 from callcenter.transcription.jobmodels import Transcript
 from callcenter.transcription.search import MAX_LIMIT, SearchError, TranscriptQuery
-from callcenter.web.api.framework import DATABASE, QUERY, ApiError, Route, actor, json_ok
+from callcenter.web.api.framework import BODY, DATABASE, QUERY, ApiError, Route, actor, json_ok
 from callcenter.web.api.views import iso, reporter
 
 CONTINUATION_WINDOW = 600.0
@@ -69,6 +73,13 @@ class RecordingSearch(BaseModel):
     leg: Literal["caller", "agent"] | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = 50
     offset: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+
+
+class HoldReason(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=MAX_HOLD_REASON)] = Field(
+        description="why: the case, the request's reference (kept in the audit log)"
+    )
 
 
 class AudioQuery(BaseModel):
@@ -309,6 +320,29 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(playable.path, chunk_size=CHUNK_SIZE, headers=headers)
 
 
+# ---- legal hold --------------------------------------------------------------------------------
+async def place_hold(request: web.Request) -> web.Response:
+    who, rid, body = actor(request), recording_id(request), request[BODY]
+
+    def work(session: Session) -> dict[str, object]:
+        place_legal_hold(session, rid, who.username, body.reason, utcnow())
+        session.flush()
+        return load_recording(session, rid)
+
+    return json_ok(await request.app[DATABASE].run(work))
+
+
+async def release_hold(request: web.Request) -> web.Response:
+    who, rid, body = actor(request), recording_id(request), request[BODY]
+
+    def work(session: Session) -> dict[str, object]:
+        lift_legal_hold(session, rid, who.username, body.reason, utcnow())
+        session.flush()
+        return load_recording(session, rid)
+
+    return json_ok(await request.app[DATABASE].run(work))
+
+
 def add_recordings(app: web.Application, zone: tzinfo | None = None) -> None:
     """The state these routes keep on the app (the routes are in the table below)."""
     app[PLAYBACKS] = PlaybackLog()
@@ -324,4 +358,10 @@ RECORDING_ROUTES: list[Route] = [
           "recordings", P.RECORDING_SEARCH, path_params=("id",)),
     Route("GET", R + "/{id}/audio", recording_audio, "Play or download a recording (range requests; audited)",
           "recordings", P.RECORDING_PLAY, query=AudioQuery, path_params=("id",), produces_audio=True),
+    Route("POST", R + "/{id}/legal-hold", place_hold, "Place a legal hold: keep the files (audited)",
+          "recordings", P.RECORDING_HOLD, body=HoldReason, path_params=("id",),
+          responses=((409, "already on hold, or deleted by retention"),)),
+    Route("POST", R + "/{id}/legal-hold/release", release_hold, "Lift a legal hold (audited)",
+          "recordings", P.RECORDING_HOLD, body=HoldReason, path_params=("id",),
+          responses=((409, "not on hold"),)),
 ]  # fmt: skip

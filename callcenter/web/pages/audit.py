@@ -193,4 +193,5 @@ async def recording_page(request: web.Request) -> web.StreamResponse:
     return page.render(
         "recording.html", user=user, recording=recording, by_leg=by_leg, others=others,
         jobs_by_leg=jobs_by_leg, playable=playable if who.can(Permission.RECORDING_PLAY) else [],
+        can_hold=who.can(Permission.RECORDING_HOLD),
     )  # fmt: skip

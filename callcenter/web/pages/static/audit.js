@@ -1,7 +1,46 @@
-// The recording page: choose the file to hear, and click a transcript line to play from there.
+// The recording page: choose the file to hear, click a transcript line to play from there, and
+// place or lift a legal hold.
 // The audio comes from the audited endpoint (same origin, session cookie); nothing here builds HTML.
 (function () {
   "use strict";
+
+  // Legal hold: place or lift it through the API with a reason, then show the page again.
+  var holdForm = document.getElementById("hold-form");
+  if (holdForm) {
+    holdForm.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      var button = document.getElementById("hold-submit");
+      var error = document.getElementById("hold-error");
+      error.hidden = true;
+      button.disabled = true;
+      var message = "";
+      try {
+        var response = await fetch(holdForm.dataset.url, {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { Accept: "application/json", "Content-Type": "application/json" },
+          body: JSON.stringify({ reason: document.getElementById("hold-reason").value }),
+        });
+        if (response.ok) {
+          window.location.reload();
+          return;
+        }
+        var data = null;
+        try {
+          data = await response.json();
+        } catch (e) {
+          data = null;
+        }
+        var known = data && data.error && typeof data.error.message === "string";
+        message = known ? data.error.message : "HTTP " + response.status;
+      } catch (e) {
+        message = String(e);
+      }
+      error.textContent = (holdForm.dataset.msgFailed || "Failed") + ": " + message;
+      error.hidden = false;
+      button.disabled = false;
+    });
+  }
 
   var player = document.getElementById("player");
   if (!player) {
