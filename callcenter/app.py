@@ -43,6 +43,7 @@ from callcenter.recording.closed import RecordingClosed, recording_closed
 from callcenter.recording.intake import RecordingIntake
 from callcenter.recording.integrity import RecordingCheck, RecordingFailed, check_recording
 from callcenter.recording.models import AGENT, CALLER
+from callcenter.recording.recovery import RecordingRecovery
 from callcenter.recording.retention import RetentionJob, RetentionPolicy
 from callcenter.settings import ConfigError, Settings
 from callcenter.storage.base import utcnow
@@ -112,6 +113,15 @@ class Engine:
         self.ticket_writer = TicketWriter(self.database, self.tickets)
         # Recordings closed by a Hangup, catalogued and queued for transcription in order.
         self.recordings = RecordingIntake(self._catalogue_closed)
+        # ... and those whose Hangup it never saw (closed while the engine was down), from disk.
+        self.recovery = RecordingRecovery(
+            self.database,
+            settings.recordings_dir,
+            settings.system_name,
+            self.recordings.submit,
+            interval=settings.recording_recovery_interval,
+            days=settings.recording_recovery_days,
+        )
         # Worker processes that transcribe closed recordings (none: this node only enqueues and
         # workers elsewhere, sharing the database, do the work).
         self.transcription = TranscriptionPool(
@@ -153,6 +163,8 @@ class Engine:
         self._tasks.append(asyncio.create_task(self.hub.run(), name="live-hub"))
         self._tasks.append(asyncio.create_task(self.call_log.run(), name="call-log"))
         self._tasks.append(asyncio.create_task(self.recordings.run(), name="recordings"))
+        if self.settings.recording_recovery_interval > 0:
+            self._tasks.append(asyncio.create_task(self.recovery.run(), name="recording-recovery"))
         retention = RetentionJob(
             self.database,
             RetentionPolicy.from_settings(self.settings),
@@ -393,6 +405,8 @@ class Engine:
             "recordings": {
                 "backlog": self.recordings.backlog,
                 "catalogued": self.recordings.catalogued_total,
+                # Found on disk without their Hangup having been seen (recording/recovery.py).
+                "recovered": self.recovery.recovered_total,
             },
             # Not part of "ok": calls are answered and recorded without transcription.
             "transcription": transcription,

@@ -88,6 +88,12 @@ class Settings:
     retention_days_112: int = 365
     retention_days_hotline: int = 180
     retention_check_interval: float = 3600.0
+    # Recordings Asterisk closed while the engine was not watching (down, restarting) are looked
+    # for on disk every recording_recovery_interval s, in the day folders of the last
+    # recording_recovery_days days, and catalogued (recording/recovery.py). 0 turns it off (a node
+    # that does not own the recordings folder).
+    recording_recovery_interval: int = 600
+    recording_recovery_days: int = 7
 
     # Speech choices in the IVR: worker processes that decode, and how long a caller may wait.
     speech_workers: int = 1
@@ -317,6 +323,12 @@ def _validated(settings: Settings) -> Settings:
     for name in ("retention_days_112", "retention_days_hotline"):
         if not 0 <= getattr(settings, name) <= 36500:
             raise ConfigError(f"setting '{name}' must be between 0 (keep for ever) and 36500 days")
+    if not 1 <= settings.recording_recovery_days <= 366:
+        raise ConfigError("setting 'recording_recovery_days' must be between 1 and 366")
+    if settings.recording_recovery_interval != 0 and not 10 <= settings.recording_recovery_interval <= 86400:
+        raise ConfigError(
+            "setting 'recording_recovery_interval' must be 0 (off) or between 10 and 86400 seconds"
+        )
     if not 0 <= settings.wrapup_seconds <= 600:
         raise ConfigError("setting 'wrapup_seconds' must be between 0 and 600")
     if settings.holidays_file is not None and not settings.holidays_file.is_file():

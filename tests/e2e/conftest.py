@@ -56,6 +56,9 @@ def pbx_settings() -> Iterator[Settings]:
         # Recordings are queued for transcription; only tests/e2e/test_transcription.py runs
         # workers (with a model), the other tests need none.
         "CALLCENTER_TRANSCRIPTION_WORKERS": "0",
+        # The session's tests share one recordings folder; only the test about recordings made
+        # while the engine was down looks for them (tests/e2e/test_first_call.py).
+        "CALLCENTER_RECORDING_RECOVERY_INTERVAL": "0",
     }
     yield load_settings(environ=environ, base_dir=base)
     shutil.rmtree(base, ignore_errors=True)

@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from panoramisk.message import Message
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from callcenter.agi.server import IvrCommandSent
 from callcenter.ami.connection import AmiConnection
 from callcenter.app import Engine
 from callcenter.asterisk.process import AsteriskProcess
+from callcenter.calls.records import CallRecord
 from callcenter.credentials import SipAccount, ami_secret, line_number
+from callcenter.recording.catalogue import files_of
 from callcenter.recording.closed import RecordingClosed, recording_closed
+from callcenter.recording.models import Recording
+from callcenter.recording.recovery import QUIET_SECONDS
 from callcenter.settings import Settings
 from callcenter.sip import AgentPhone, CitizenPhone
 from callcenter.sip.wav import wav_rms
+from callcenter.transcription.events import TranscriptionQueued
 from tests.e2e.conftest import logged_in
 from tests.realparts import SPEECH_RMS
 
@@ -156,3 +166,34 @@ async def test_112_reaches_an_agent_when_the_engine_is_down(
     assert_heard_speech(agent_heard, citizen_speech)
     assert_heard_speech(citizen_heard, agent_speech)
     assert_recording_complete(recording, citizen_speech, pbx_settings)
+
+    # The engine comes back. It never saw that call end, yet it finds the recording on disk,
+    # links it to the call Asterisk named, hashes it and queues both sides for transcription.
+    # The files are dated back past the quiet time (time passing, not a fake part): a file
+    # written in the last minutes could belong to a call still going on.
+    past = time.time() - 2 * QUIET_SECONDS
+    for path in (recording.mixed, recording.caller_leg, recording.agent_leg):
+        os.utime(path, (past, past))
+    settings = pbx_settings.replace(recording_recovery_interval=600)
+    engine = Engine(settings)
+    async with engine.bus.subscribe() as events:
+        await engine.start()
+        try:
+            recovered = await events.wait_for(RecordingClosed, 30, lambda e: e.base == recording.base)
+            queued = await events.wait_for(TranscriptionQueued, 15, lambda e: len(e.job_ids) == 2)
+
+            def stored(session: Session) -> tuple[str, str, dict[str, str]]:
+                row = session.scalars(select(Recording).where(Recording.path == str(recording.base))).one()
+                call = session.get(CallRecord, row.call_id)
+                assert call is not None
+                return row.status, call.linkedid, {f.kind: f.sha256 for f in files_of(session, row.id)}
+
+            status, linkedid, hashes = await engine.database.run(stored)
+        finally:
+            await engine.stop()
+    # The call's own Linkedid, recovered from the file name (the caller's channel is recorded).
+    assert recovered.linkedid == recording.linkedid == linkedid
+    assert status == "ok" and queued.recording_id is not None
+    files = {"mixed": recording.mixed, "caller": recording.caller_leg, "agent": recording.agent_leg}
+    for kind, path in files.items():
+        assert hashes[kind] == hashlib.sha256(path.read_bytes()).hexdigest()

@@ -257,7 +257,7 @@ async def test_a_closed_recording_queues_each_leg_for_transcription_once(
     rows = await engine.database.run(jobs)
     health = await engine.health()
     # Three Hangups handed over to the intake task, all catalogued (two found the row there).
-    assert health["recordings"] == {"backlog": 0, "catalogued": 3}
+    assert health["recordings"] == {"backlog": 0, "catalogued": 3, "recovered": 0}
     assert health["transcription"] == {
         "engine": "vosk",
         "workers": 0,
