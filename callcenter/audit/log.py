@@ -45,6 +45,7 @@ RECORDING_DOWNLOAD = "recording.download"
 RECORDING_DELETE = "recording.delete"  # by retention
 RECORDING_HOLD = "recording.hold"
 RECORDING_RELEASE = "recording.release"
+RECORDING_VERIFY = "recording.verify"  # an integrity check asked for from the recording page
 
 _ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _LIMITS = {"actor": 100, "action": 64, "object_kind": 32, "object_id": 64}

@@ -90,16 +90,22 @@ def files_of(session: Session, recording_id: int) -> list[RecordingFile]:
     return sorted(rows, key=lambda f: order.get(f.kind, 9))
 
 
-def catalogued_files(session: Session) -> tuple[list[CataloguedFile], VerifyReport]:
-    """Every file ``recordings verify`` must re-hash, and a report holding what it skips.
+def catalogued_files(
+    session: Session, recording_id: int | None = None
+) -> tuple[list[CataloguedFile], VerifyReport]:
+    """Every file ``recordings verify`` must re-hash (or those of one recording), and a report
+    holding what it skips.
 
     Skipped (counted, not problems): files of recordings retention deleted, files that had no
     hash when catalogued (missing or unreadable then: reported as a failure at the time), and
     recordings catalogued before hashes were kept.
     """
+    only = [Recording.id == recording_id] if recording_id is not None else []
     report = VerifyReport()
     report.deleted_by_retention = (
-        session.scalar(select(func.count()).select_from(Recording).where(Recording.deleted_at.is_not(None)))
+        session.scalar(
+            select(func.count()).select_from(Recording).where(Recording.deleted_at.is_not(None), *only)
+        )
         or 0
     )
     report.not_hashed = (
@@ -109,6 +115,7 @@ def catalogued_files(session: Session) -> tuple[list[CataloguedFile], VerifyRepo
             .where(
                 Recording.deleted_at.is_(None),
                 ~select(RecordingFile.id).where(RecordingFile.recording_id == Recording.id).exists(),
+                *only,
             )
         )
         or 0
@@ -117,7 +124,7 @@ def catalogued_files(session: Session) -> tuple[list[CataloguedFile], VerifyRepo
         select(RecordingFile, CallRecord.linkedid)
         .join(Recording, Recording.id == RecordingFile.recording_id)
         .join(CallRecord, CallRecord.id == Recording.call_id)
-        .where(Recording.deleted_at.is_(None))
+        .where(Recording.deleted_at.is_(None), *only)
         .order_by(RecordingFile.recording_id, RecordingFile.id)
     ).all()
     files: list[CataloguedFile] = []

@@ -174,7 +174,7 @@ class SearchHit:
     # Character spans of the matched words inside ``snippet``.
     highlights: tuple[tuple[int, int], ...] = field(default=())
     # TRANSCRIBED for a transcript; for a recording without one: QUEUED, FAILED_STATE or NOT_QUEUED.
-    transcription: str = "transcribed"
+    transcription: str = TRANSCRIBED
 
 
 def search(session: Session, query: TranscriptQuery, *, limit: int = 50, offset: int = 0) -> list[SearchHit]:

@@ -225,6 +225,13 @@ _TABLE: dict[str, tuple[str, str]] = {
     "recording.failure": ("Masalah", "Problem"),
     "recording.legal_hold": ("Penahanan hukum", "Legal hold"),
     "recording.hold_none": ("Tidak ada", "None"),
+    "recording.verify": ("Periksa ulang integritas sekarang", "Check integrity again now"),
+    "recording.verify_ok": ("Cocok: {checked} berkas sama persis dengan katalog (SHA-256).",
+                            "Intact: {checked} files match the catalogue exactly (SHA-256)."),
+    "recording.verify_bad": (
+        "TIDAK COCOK: {problems} dari {checked} berkas berubah atau hilang sejak direkam.",
+        "NOT INTACT: {problems} of {checked} files changed or missing since recording.",
+    ),
     "recording.hold_reason": ("Alasan penahanan (perkara, nomor surat permintaan)",
                               "Reason for the hold (case, request reference)"),
     "recording.hold_reason_release": ("Alasan melepas penahanan", "Reason for lifting the hold"),

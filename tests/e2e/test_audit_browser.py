@@ -230,6 +230,10 @@ async def test_auditor_searches_plays_and_is_audited_agent_refused(site: Seeded,
         await expect(page.locator("#accesses tr.access[data-action='recording.play'] .actor")).to_have_text(
             AUDITOR[0]
         )
+        # The files checked again on demand: all three still match the catalogue.
+        await page.click("#verify-submit")
+        await expect(page.locator("#verify-result")).to_have_attribute("data-ok", "yes")
+        await expect(page.locator("#integrity tr.file[data-verified='ok']")).to_have_count(3)
         # A legal hold placed from the page, with its reason: the page shows it and offers to lift it.
         await expect(page.locator("#legal-hold")).to_have_attribute("data-held", "no")
         await page.fill("#hold-reason", "Permintaan Kejaksaan No. 12/2026")

@@ -436,6 +436,50 @@ async def test_deleted_missing_and_altered_files(site: Site, tmp_path: Path) -> 
     assert [e.action for e in site.entries()] == [audit.RECORDING_DELETE]
 
 
+# ---- integrity, on demand ----------------------------------------------------------------------
+
+
+async def test_verifying_one_recording_rehashes_its_files_and_is_audited(site: Site, tmp_path: Path) -> None:
+    rid = site.open_call.recording_id
+    url = f"/api/v1/recordings/{rid}/verify"
+    for who in ("agent", "supervisor", "pupr"):
+        status, _ = await site.call("POST", url, who)
+        assert status == 403, who
+    status, body = await site.call("POST", url, "auditor")
+    assert status == 200
+    assert (body["ok"], body["checked"], body["files_ok"], body["problems"]) == (True, 3, 3, [])  # type: ignore[index]
+    # One byte changed in the agent's leg, the caller's leg gone: both named, per file.
+    agent = site.open_call.files["agent"]
+    data = bytearray(agent.read_bytes())
+    data[-1] ^= 0xFF
+    agent.write_bytes(bytes(data))
+    site.open_call.files["caller"].unlink()
+    status, body = await site.call("POST", url, "admin")
+    assert status == 200 and body["ok"] is False  # type: ignore[index]
+    assert sorted((p["kind"], p["problem"]) for p in body["problems"]) == [  # type: ignore[index]
+        ("agent", "mismatch"),
+        ("caller", "missing"),
+    ]
+    verified = [(e.actor, json.loads(e.detail)) for e in site.entries(audit.RECORDING_VERIFY)]
+    assert verified == [
+        ("adi", {"ok": True, "checked": 3, "problems": []}),
+        ("root", {"ok": False, "checked": 3, "problems": ["missing:caller", "mismatch:agent"]}),
+    ]
+    assert site.verify() == []
+    # The page has the button; deleted and unknown recordings say so.
+    await site.login("adi")
+    status, html = await site.page(f"/audit/recordings/{rid}")
+    assert f'data-url="/api/v1/recordings/{rid}/verify"' in html
+    with site.db.transaction() as s, s.begin():
+        apply_batch(s, RetentionPolicy(1, 1), tmp_path / "recordings", utcnow() + timedelta(days=30))
+    status, body = await site.call(
+        "POST", f"/api/v1/recordings/{site.plain_call.recording_id}/verify", "auditor"
+    )
+    assert status == 410
+    status, _ = await site.call("POST", "/api/v1/recordings/999999/verify", "auditor")
+    assert status == 404
+
+
 # ---- legal hold --------------------------------------------------------------------------------
 
 

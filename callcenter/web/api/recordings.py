@@ -6,6 +6,8 @@
 - ``GET /api/v1/recordings/{id}/audio?kind=mixed|caller|agent[&download=1]``: the WAV file with
   HTTP range requests (aiohttp's ``FileResponse``: 206 with ``Content-Range``, 416 when
   unsatisfiable, ``Accept-Ranges: bytes``; the file is stat'ed, opened and sent off the loop).
+- ``POST /api/v1/recordings/{id}/verify``: re-hash the recording's files now and compare them
+  with the catalogue (what ``callcenter recordings verify`` does for all); audited with the result.
 - ``POST /api/v1/recordings/{id}/legal-hold`` and ``.../legal-hold/release`` with a ``reason``:
   keep the files past retention (a court or a prosecutor asked for them), or let retention apply
   again; both appended to the audit log with the reason.
@@ -25,6 +27,7 @@ are not playbacks. The entry is committed before the first byte is sent.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import OrderedDict
@@ -35,10 +38,14 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.orm import Session
 
+from callcenter.audit.log import RECORDING_VERIFY, append
 from callcenter.auth.roles import Permission as P
-from callcenter.errors import InvalidInput
+from callcenter.errors import Gone, InvalidInput, NotFound
 from callcenter.recording import access
 from callcenter.recording.access import AuditHit, Playable, RecordingView
+from callcenter.recording.catalogue import catalogued_files
+from callcenter.recording.integrity import CataloguedFile, VerifyReport, verify_files
+from callcenter.recording.models import Recording
 from callcenter.recording.retention import MAX_HOLD_REASON, lift_legal_hold, place_legal_hold
 from callcenter.storage.base import utcnow
 from callcenter.transcription.jobmodels import Transcript
@@ -320,6 +327,28 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(playable.path, chunk_size=CHUNK_SIZE, headers=headers)
 
 
+# ---- integrity ---------------------------------------------------------------------------------
+async def verify_recording(request: web.Request) -> web.Response:
+    who, rid, db = actor(request), recording_id(request), request.app[DATABASE]
+
+    def files(session: Session) -> tuple[list[CataloguedFile], VerifyReport]:
+        recording = session.get(Recording, rid)
+        if recording is None:
+            raise NotFound(f"recording {rid} not found")
+        if recording.deleted_at is not None:
+            raise Gone(f"recording {rid} was deleted by retention on {recording.deleted_at:%Y-%m-%d}")
+        return catalogued_files(session, rid)
+
+    found, report = await db.run(files)
+    # Hashing reads the files whole: off the loop, with no database session held.
+    report = await asyncio.get_running_loop().run_in_executor(None, verify_files, found, report)
+    now = utcnow()
+    result = {"ok": not report.problems, "checked": report.checked,
+              "problems": [f"{p.kind}:{p.file.kind}" for p in report.problems]}  # fmt: skip
+    await db.run(lambda s: append(s, who.username, RECORDING_VERIFY, "recording", rid, result, now))
+    return json_ok({"recording_id": rid, "verified_at": iso(now), **report.as_dict()})
+
+
 # ---- legal hold --------------------------------------------------------------------------------
 async def place_hold(request: web.Request) -> web.Response:
     who, rid, body = actor(request), recording_id(request), request[BODY]
@@ -358,6 +387,8 @@ RECORDING_ROUTES: list[Route] = [
           "recordings", P.RECORDING_SEARCH, path_params=("id",)),
     Route("GET", R + "/{id}/audio", recording_audio, "Play or download a recording (range requests; audited)",
           "recordings", P.RECORDING_PLAY, query=AudioQuery, path_params=("id",), produces_audio=True),
+    Route("POST", R + "/{id}/verify", verify_recording, "Re-hash a recording's files now (audited)",
+          "recordings", P.RECORDING_SEARCH, path_params=("id",), responses=((410, "deleted by retention"),)),
     Route("POST", R + "/{id}/legal-hold", place_hold, "Place a legal hold: keep the files (audited)",
           "recordings", P.RECORDING_HOLD, body=HoldReason, path_params=("id",),
           responses=((409, "already on hold, or deleted by retention"),)),

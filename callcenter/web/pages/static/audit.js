@@ -1,5 +1,5 @@
-// The recording page: choose the file to hear, click a transcript line to play from there, and
-// place or lift a legal hold.
+// The recording page: choose the file to hear, click a transcript line to play from there,
+// check the files' integrity again, and place or lift a legal hold.
 // The audio comes from the audited endpoint (same origin, session cookie); nothing here builds HTML.
 (function () {
   "use strict";
@@ -39,6 +39,48 @@
       error.textContent = (holdForm.dataset.msgFailed || "Failed") + ": " + message;
       error.hidden = false;
       button.disabled = false;
+    });
+  }
+
+  // Integrity: re-hash the files now; each file row says what was found.
+  var verify = document.getElementById("verify-submit");
+  if (verify) {
+    verify.addEventListener("click", async function () {
+      var result = document.getElementById("verify-result");
+      verify.disabled = true;
+      result.hidden = true;
+      var text = "";
+      try {
+        var response = await fetch(verify.dataset.url, {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { Accept: "application/json" },
+        });
+        var data = await response.json();
+        if (response.ok) {
+          var bad = {};
+          data.problems.forEach(function (p) {
+            bad[p.kind] = p.problem;
+          });
+          document.querySelectorAll("#integrity tr.file").forEach(function (row) {
+            row.dataset.verified = bad[row.dataset.kind] || (row.dataset.status === "ok" ? "ok" : "skipped");
+          });
+          var template = data.ok ? verify.dataset.msgOk : verify.dataset.msgBad;
+          text = template.replace("{checked}", String(data.checked)).replace("{problems}", String(data.problems.length));
+          result.dataset.ok = data.ok ? "yes" : "no";
+        } else {
+          var known = data && data.error && typeof data.error.message === "string";
+          text = (verify.dataset.msgFailed || "Failed") + ": " + (known ? data.error.message : "HTTP " + response.status);
+          result.dataset.ok = "error";
+        }
+      } catch (e) {
+        text = (verify.dataset.msgFailed || "Failed") + ": " + String(e);
+        result.dataset.ok = "error";
+      }
+      result.textContent = text;
+      result.className = result.dataset.ok === "yes" ? "ok" : "error";
+      result.hidden = false;
+      verify.disabled = false;
     });
   }
 
