@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from callcenter.recording.closed import RecordingClosed
 
@@ -28,21 +29,26 @@ class RecordingIntake:
     def __init__(self, handle: Handler) -> None:
         self._handle = handle
         self._queue: asyncio.Queue[RecordingClosed] = asyncio.Queue()
-        self._in_progress = 0
+        # Recordings handed over and not catalogued yet (the one in progress included).
+        self._waiting: set[Path] = set()
         self.catalogued_total = 0
 
     @property
     def backlog(self) -> int:
-        """Recordings handed over and not catalogued yet (the one in progress included)."""
-        return self._queue.qsize() + self._in_progress
+        return len(self._waiting)
 
-    def submit(self, closed: RecordingClosed) -> None:
+    def submit(self, closed: RecordingClosed) -> bool:
+        """Queue ``closed``; False if that recording is waiting already (a replayed Hangup, or
+        a recovery pass finding what the intake has not reached yet)."""
+        if closed.base in self._waiting:
+            return False
+        self._waiting.add(closed.base)
         self._queue.put_nowait(closed)
+        return True
 
     async def run(self) -> None:
         while True:
             closed = await self._queue.get()
-            self._in_progress = 1
             try:
                 await self._handle(closed)
                 self.catalogued_total += 1
@@ -53,7 +59,7 @@ class RecordingIntake:
                 # for the unforeseen, which must not stop the recordings after it.
                 log.exception("call %s: recording %s not catalogued", closed.linkedid, closed.base)
             finally:
-                self._in_progress = 0
+                self._waiting.discard(closed.base)
                 self._queue.task_done()
 
     async def drain(self, timeout: float) -> bool:

@@ -134,7 +134,7 @@ class RecordingRecovery:
         database: Database,
         root: Path,
         system_name: str,
-        submit: Callable[[RecordingClosed], None],
+        submit: Callable[[RecordingClosed], bool],
         *,
         interval: float,
         days: int,
@@ -151,15 +151,15 @@ class RecordingRecovery:
         loop = asyncio.get_running_loop()
         bases = await loop.run_in_executor(None, closed_on_disk, self.root, self.days, today, now, self.quiet)
         found = await self.database.run(lambda s: not_catalogued(s, self.system_name, bases))
-        for closed in found:
+        handed = [closed for closed in found if self.submit(closed)]  # not those waiting already
+        for closed in handed:
             log.warning(
                 "recording %s closed without the engine seeing its call end (call %s): catalogued now",
                 closed.base,
                 closed.linkedid,
             )
-            self.submit(closed)
-        self.recovered_total += len(found)
-        return found
+        self.recovered_total += len(handed)
+        return handed
 
     async def run(self) -> None:
         while True:

@@ -79,3 +79,30 @@ async def test_drain_gives_up_after_its_timeout_and_says_how_many_are_left(
     assert "stopping with 2 closed recording(s) not catalogued" in caplog.text
     # Nothing handed over: drain returns at once.
     assert await RecordingIntake(handle).drain(0.01)
+
+
+async def test_a_recording_waiting_already_is_not_queued_twice() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    done: list[str] = []
+
+    async def handle(c: RecordingClosed) -> None:
+        started.set()
+        await release.wait()
+        done.append(c.linkedid)
+
+    intake = RecordingIntake(handle)
+    task = asyncio.create_task(intake.run())
+    try:
+        assert intake.submit(closed(0))
+        await asyncio.wait_for(started.wait(), 5)
+        assert not intake.submit(closed(0))  # in progress: a replay of the same Hangup
+        assert intake.submit(closed(1))
+        assert not intake.submit(closed(1))  # queued
+        assert intake.backlog == 2
+        release.set()
+        assert await intake.drain(5)
+        assert intake.submit(closed(0))  # done: a later sighting is the catalogue's to ignore
+        assert await intake.drain(5)
+    finally:
+        task.cancel()
+    assert done == ["1700000000.0", "1700000000.1", "1700000000.0"]
