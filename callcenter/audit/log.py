@@ -229,3 +229,27 @@ def verify(session: Session) -> list[Problem]:
             )
         expected_seq, expected_prev = entry.seq + 1, entry.hash
     return problems
+
+
+@dataclass(frozen=True)
+class EntryFilter:
+    """What an auditor asks of the log; every field optional, all must hold."""
+
+    actor: str = ""
+    action: str = ""
+    object_kind: str = ""
+    object_id: str = ""
+
+
+def entries(session: Session, wanted: EntryFilter, *, limit: int, offset: int = 0) -> list[AuditEntry]:
+    """Entries matching ``wanted``, newest first (by sequence)."""
+    query = select(AuditEntry)
+    for column, value in (
+        (AuditEntry.actor, wanted.actor),
+        (AuditEntry.action, wanted.action),
+        (AuditEntry.object_kind, wanted.object_kind),
+        (AuditEntry.object_id, wanted.object_id),
+    ):
+        if value:
+            query = query.where(column == value)
+    return list(session.scalars(query.order_by(AuditEntry.seq.desc()).limit(limit).offset(offset)))

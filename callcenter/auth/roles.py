@@ -40,6 +40,7 @@ class Permission(enum.StrEnum):
     RECORDING_SEARCH = "recording.search"  # search transcripts, read a recording's metadata
     RECORDING_PLAY = "recording.play"  # play or download a recording (each access is audited)
     RECORDING_HOLD = "recording.hold"  # place or lift a legal hold (kept past retention; audited)
+    AUDIT_READ = "audit.read"  # read the audit log and check its hash chain
 
 
 P = Permission
@@ -59,7 +60,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # supervisors, whose own calls they are, nor by OPD operators.
     Role.AUDITOR: frozenset(
         {P.TICKET_READ_ALL, P.SEE_CONFIDENTIAL, P.DIRECTORY_READ, P.USERS_READ, P.REPORTS_READ,
-         P.RECORDING_SEARCH, P.RECORDING_PLAY, P.RECORDING_HOLD}
+         P.RECORDING_SEARCH, P.RECORDING_PLAY, P.RECORDING_HOLD, P.AUDIT_READ}
     ),
     Role.ADMIN: frozenset(set(Permission) - {P.INBOUND_CREATE}),
     # OPD operators work their agency's queue; the confidential reporter stays hidden from them.

@@ -480,6 +480,58 @@ async def test_verifying_one_recording_rehashes_its_files_and_is_audited(site: S
     assert status == 404
 
 
+# ---- the audit log -----------------------------------------------------------------------------
+
+
+async def test_the_audit_log_is_read_and_its_chain_checked_by_auditors_only(site: Site) -> None:
+    rid = site.open_call.recording_id
+    assert (await site.audio(rid, "auditor"))[0] == 200
+    status, _ = await site.call(
+        "POST", f"/api/v1/recordings/{rid}/legal-hold", "admin", json={"reason": "perkara 7/2026"}
+    )
+    assert status == 200
+    for who in ("agent", "supervisor", "pupr"):
+        for path in ("/api/v1/audit/entries", "/api/v1/audit/verify"):
+            status, _ = await site.call("GET", path, who)
+            assert status == 403, (who, path)
+    status, body = await site.call("GET", "/api/v1/audit/entries", "auditor")
+    assert status == 200
+    assert [(e["seq"], e["actor"], e["action"], e["object_id"]) for e in body["items"]] == [  # type: ignore[index]
+        (2, "root", "recording.hold", str(rid)),
+        (1, "adi", "recording.play", str(rid)),
+    ]
+    assert body["items"][0]["detail"] == {"reason": "perkara 7/2026"}  # type: ignore[index]
+    status, body = await site.call("GET", "/api/v1/audit/entries?actor=adi&action=recording.play", "auditor")
+    assert [e["seq"] for e in body["items"]] == [1]  # type: ignore[index]
+    status, body = await site.call("GET", "/api/v1/audit/entries?action=DROP%20TABLE", "auditor")
+    assert status == 400  # a query parameter that is not a valid action name
+    status, body = await site.call("GET", "/api/v1/audit/verify", "admin")
+    assert (body["ok"], body["entries"], body["head"]["seq"], body["problems"]) == (True, 2, 2, [])  # type: ignore[index]
+    # The page: the entries, and the chain checked on request; then an entry altered in the database.
+    await site.login("adi")
+    status, html = await site.page("/audit/log?lang=id")
+    assert status == 200 and 'id="nav-audit-log"' in html
+    assert re.findall(r'<tr class="entry" data-seq="(\d+)" data-action="([a-z.]+)"', html) == [
+        ("2", "recording.hold"),
+        ("1", "recording.play"),
+    ]
+    assert "Ditahan (hukum)" in html and f'href="/audit/recordings/{rid}"' in html
+    status, html = await site.page("/audit/log?verify=1")
+    assert 'id="chain-result" class="ok" data-ok="yes"' in html and "Rantai utuh: 2 entri, kepala 2." in html
+    with site.db.transaction() as s, s.begin():
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.seq == 1)).one()
+        entry.actor = "orang-lain"
+    status, html = await site.page("/audit/log?verify=1&action=recording.play")
+    assert 'data-ok="no"' in html and '<li data-seq="1">1: altered:' in html
+    assert re.findall(r'<tr class="entry" data-seq="(\d+)"', html) == ["1"]
+    status, body = await site.call("GET", "/api/v1/audit/verify", "auditor")
+    assert body["ok"] is False and [p["seq"] for p in body["problems"]] == [1]  # type: ignore[index]
+    # Others do not get the page.
+    await site.login("sri")
+    status, html = await site.page("/audit/log")
+    assert status == 403 and 'id="nav-audit-log"' not in html
+
+
 # ---- legal hold --------------------------------------------------------------------------------
 
 

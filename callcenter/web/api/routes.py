@@ -32,6 +32,7 @@ from callcenter.tickets.service import CallKey, NewTicket, TicketFilter, TicketS
 from callcenter.tickets.writer import TicketWriter
 from callcenter.web.api import schemas
 from callcenter.web.api.agents import AGENT_ROUTES
+from callcenter.web.api.auditlog import AUDIT_ROUTES
 from callcenter.web.api.callbacks import CALLBACK_ROUTES
 from callcenter.web.api.calls import CALL_ROUTES
 from callcenter.web.api.framework import (
@@ -576,4 +577,5 @@ ROUTES: list[Route] = [
     *CALLBACK_ROUTES,
     *CALL_ROUTES,
     *RECORDING_ROUTES,
+    *AUDIT_ROUTES,
 ]  # fmt: skip

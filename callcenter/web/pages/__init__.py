@@ -2,7 +2,8 @@
 
 ``GET /login``, ``GET /opd`` (the queue) and ``GET /opd/tickets/{number}`` (one ticket), the live
 console and wallboard, the auditor's ``GET /audit/recordings`` (search) and
-``GET /audit/recordings/{id}`` (player and transcripts), plus their CSS and JavaScript under
+``GET /audit/recordings/{id}`` (player and transcripts) and ``GET /audit/log`` (the audit log and
+its chain check), plus their CSS and JavaScript under
 ``/static/pages/``. The pages only read; every change goes
 through the REST API, called from the browser with the session cookie.
 """
@@ -32,4 +33,5 @@ def add_pages(app: web.Application, *, timezone: str = DEFAULT_TIMEZONE) -> None
     app.router.add_get("/wallboard", live.wallboard_page)
     app.router.add_get("/audit/recordings", audit.recordings_page)
     app.router.add_get("/audit/recordings/{id}", audit.recording_page)
+    app.router.add_get("/audit/log", audit.audit_log_page)
     app.router.add_static(STATIC_PREFIX, STATIC_DIR, append_version=False)

@@ -18,13 +18,16 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
+from callcenter.audit import log as audit_log
 from callcenter.auth.actor import Actor
 from callcenter.auth.roles import Permission
 from callcenter.errors import InvalidInput, NotFound
 from callcenter.recording import access
 from callcenter.recording.access import AuditHit
 from callcenter.transcription.search import SearchError
+from callcenter.web.api.auditlog import EntryQuery, chain_json, entry_json
 from callcenter.web.api.framework import DATABASE
 from callcenter.web.api.recordings import RecordingSearch, load_recording, transcript_query
 from callcenter.web.pages.handlers import Names, User, current_actor, error_page, login_url, page_user
@@ -106,14 +109,16 @@ def lines(text: str, words: object) -> list[Line]:
     return out
 
 
-async def _auditor(request: web.Request, page: Page) -> tuple[Actor, User] | web.StreamResponse:
+async def _auditor(
+    request: web.Request, page: Page, permission: Permission = Permission.RECORDING_SEARCH
+) -> tuple[Actor, User] | web.StreamResponse:
     """The auditor and the page's user, or the response to send instead (log in; 403)."""
     who = await current_actor(request)
     if who is None:
         return page.redirect(login_url(request))
     names = await request.app[DATABASE].run(Names.load)
     user = page_user(page, who, None, names)
-    if not who.can(Permission.RECORDING_SEARCH):
+    if not who.can(permission):
         return error_page(page, 403, "audit", user)
     return who, user
 
@@ -194,4 +199,43 @@ async def recording_page(request: web.Request) -> web.StreamResponse:
         "recording.html", user=user, recording=recording, by_leg=by_leg, others=others,
         jobs_by_leg=jobs_by_leg, playable=playable if who.can(Permission.RECORDING_PLAY) else [],
         can_hold=who.can(Permission.RECORDING_HOLD),
+    )  # fmt: skip
+
+
+LOG_FIELDS = ("actor", "action", "object_kind", "object_id", "offset")
+
+
+async def audit_log_page(request: web.Request) -> web.StreamResponse:
+    """The audit log, newest first, filtered like the API; ``?verify=1`` checks the chain now."""
+    page = Page(request)
+    found = await _auditor(request, page, Permission.AUDIT_READ)
+    if isinstance(found, web.StreamResponse):
+        return found
+    _, user = found
+    form = {name: request.query.get(name, "").strip() for name in LOG_FIELDS}
+    error, more, offset = "", False, 0
+    rows: list[dict[str, object]] = []
+    chain: dict[str, Any] | None = None
+    try:
+        query = EntryQuery.model_validate({**{k: v for k, v in form.items() if v}, "limit": PAGE_SIZE + 1})
+        offset = query.offset
+
+        def work(session: Session) -> tuple[list[dict[str, object]], dict[str, Any] | None]:
+            found = audit_log.entries(session, query.wanted(), limit=PAGE_SIZE + 1, offset=query.offset)
+            checked = chain_json(session) if request.query.get("verify") == "1" else None
+            return [entry_json(e) for e in found], checked
+
+        rows, chain = await request.app[DATABASE].run(work)
+        more = len(rows) > PAGE_SIZE
+        rows = rows[:PAGE_SIZE]
+    except ValidationError as exc:
+        error = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+    kept = [(k, v) for k, v in form.items() if v and k != "offset"]
+    return page.render(
+        "audit_log.html", user=user, form=form, rows=rows, error=error, chain=chain,
+        verify_query=[*kept, ("verify", "1")],
+        next_query=[*kept, ("offset", str(offset + PAGE_SIZE))] if more else None,
+        previous_query=[*kept, ("offset", str(max(0, offset - PAGE_SIZE)))] if offset else None,
     )  # fmt: skip

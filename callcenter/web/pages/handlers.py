@@ -131,6 +131,7 @@ class User:
     role_label: str
     agency: str
     audit: bool = False  # may open the auditor's recording pages (a link in the top bar)
+    audit_log: bool = False  # may read the audit log (a link in the top bar)
 
 
 def login_url(request: web.Request) -> str:
@@ -151,7 +152,7 @@ def page_user(page: Page, actor: Actor, agency: str | None, names: Names) -> Use
     agency_text = f"{names.agency(agency)} ({agency})" if agency else ""
     return User(
         actor.username, actor.role.value, page.label("role", actor.role.value), agency_text,
-        audit=actor.can(Permission.RECORDING_SEARCH),
+        audit=actor.can(Permission.RECORDING_SEARCH), audit_log=actor.can(Permission.AUDIT_READ),
     )  # fmt: skip
 
 
