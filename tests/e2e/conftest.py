@@ -135,4 +135,7 @@ def citizen_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def agent_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("speech")
-    return speak("Emergency one one two. The fire brigade is on its way.", folder / "agent.wav")
+    return speak(
+        "Emergency one one two. The fire brigade is on its way. Please stay calm and wait outside.",
+        folder / "agent.wav",
+    )
