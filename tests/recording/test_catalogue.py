@@ -137,21 +137,22 @@ async def ami() -> AsyncIterator[FakeAmi]:
         await server.stop()
 
 
+def engine_environ(ami: FakeAmi, tmp_path: Path) -> dict[str, str]:
+    """An engine on the fake AMI, its recordings under ``tmp_path``, no transcription workers."""
+    return {
+        "CALLCENTER_SYSTEM_NAME": "pbx",
+        "CALLCENTER_AMI_PORT": str(ami.port),
+        "CALLCENTER_AMI_SECRET": "s3cret",
+        "CALLCENTER_AGI_PORT": str(free_port()),
+        "CALLCENTER_HTTP_PORT": str(free_port()),
+        "CALLCENTER_RECORDINGS_DIR": str(tmp_path / "recordings"),
+        "CALLCENTER_TRANSCRIPTION_WORKERS": "0",
+    }
+
+
 @pytest.fixture
 async def engine(ami: FakeAmi, tmp_path: Path) -> AsyncIterator[Engine]:
-    settings = load_settings(
-        environ={
-            "CALLCENTER_SYSTEM_NAME": "pbx",
-            "CALLCENTER_AMI_PORT": str(ami.port),
-            "CALLCENTER_AMI_SECRET": "s3cret",
-            "CALLCENTER_AGI_PORT": str(free_port()),
-            "CALLCENTER_HTTP_PORT": str(free_port()),
-            "CALLCENTER_RECORDINGS_DIR": str(tmp_path / "recordings"),
-            "CALLCENTER_TRANSCRIPTION_WORKERS": "0",
-        },
-        base_dir=tmp_path,
-    )
-    running = Engine(settings)
+    running = Engine(load_settings(environ=engine_environ(ami, tmp_path), base_dir=tmp_path))
     await running.start()
     try:
         await running.ami.wait_fully_booted(10)

@@ -25,7 +25,7 @@ from callcenter.transcription.events import TranscriptionQueued
 from callcenter.transcription.jobmodels import TranscriptionJob
 from tests.ami.fake_ami import FakeAmi
 from tests.recording.kit import write_wav
-from tests.recording.test_catalogue import ami, free_port
+from tests.recording.test_catalogue import ami, engine_environ
 
 __all__ = ["ami"]
 
@@ -92,23 +92,10 @@ def test_the_uniqueid_a_name_was_made_from(name: str, system_name: str, uniqueid
 
 
 @pytest.fixture
-async def engine_settings(ami: FakeAmi, tmp_path: Path) -> dict[str, str]:
-    return {
-        "CALLCENTER_SYSTEM_NAME": "pbx",
-        "CALLCENTER_AMI_PORT": str(ami.port),
-        "CALLCENTER_AMI_SECRET": "s3cret",
-        "CALLCENTER_AGI_PORT": str(free_port()),
-        "CALLCENTER_HTTP_PORT": str(free_port()),
-        "CALLCENTER_RECORDINGS_DIR": str(tmp_path / "recordings"),
-        "CALLCENTER_TRANSCRIPTION_WORKERS": "0",
-    }
-
-
-@pytest.fixture
-async def started(engine_settings: dict[str, str], tmp_path: Path) -> AsyncIterator[tuple[Engine, Path]]:
+async def started(ami: FakeAmi, tmp_path: Path) -> AsyncIterator[tuple[Engine, Path]]:
     # A call recorded while the engine was down: its files are there before the engine starts.
     base = recording(tmp_path / "recordings", "1700000009_99", age=1800)
-    engine = Engine(load_settings(environ=engine_settings, base_dir=tmp_path))
+    engine = Engine(load_settings(environ=engine_environ(ami, tmp_path), base_dir=tmp_path))
     subscription = engine.bus.subscribe()
     events = await subscription.__aenter__()
     await engine.start()

@@ -31,6 +31,7 @@ import asyncio
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Annotated, Literal
 
@@ -350,26 +351,28 @@ async def verify_recording(request: web.Request) -> web.Response:
 
 
 # ---- legal hold --------------------------------------------------------------------------------
-async def place_hold(request: web.Request) -> web.Response:
-    who, rid, body = actor(request), recording_id(request), request[BODY]
-
-    def work(session: Session) -> dict[str, object]:
-        place_legal_hold(session, rid, who.username, body.reason, utcnow())
-        session.flush()
-        return load_recording(session, rid)
-
-    return json_ok(await request.app[DATABASE].run(work))
+HoldChange = Callable[[Session, int, str, str, datetime], Recording]
 
 
-async def release_hold(request: web.Request) -> web.Response:
-    who, rid, body = actor(request), recording_id(request), request[BODY]
+def _hold_handler(change: HoldChange, name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Place or lift a legal hold (``change``) with the body's reason; answers the recording."""
 
-    def work(session: Session) -> dict[str, object]:
-        lift_legal_hold(session, rid, who.username, body.reason, utcnow())
-        session.flush()
-        return load_recording(session, rid)
+    async def handler(request: web.Request) -> web.Response:
+        who, rid, body = actor(request), recording_id(request), request[BODY]
 
-    return json_ok(await request.app[DATABASE].run(work))
+        def work(session: Session) -> dict[str, object]:
+            change(session, rid, who.username, body.reason, utcnow())
+            session.flush()
+            return load_recording(session, rid)
+
+        return json_ok(await request.app[DATABASE].run(work))
+
+    handler.__name__ = name  # the OpenAPI operationId
+    return handler
+
+
+place_hold = _hold_handler(place_legal_hold, "place_hold")
+release_hold = _hold_handler(lift_legal_hold, "release_hold")
 
 
 def add_recordings(app: web.Application, zone: tzinfo | None = None) -> None:

@@ -4,6 +4,31 @@
 (function () {
   "use strict";
 
+  // POST to the API (session cookie); the JSON answer, or the error's message.
+  async function postJson(url, payload) {
+    var options = { method: "POST", credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (payload !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(payload);
+    }
+    try {
+      var response = await fetch(url, options);
+      var data = null;
+      try {
+        data = await response.json();
+      } catch (e) {
+        data = null;
+      }
+      if (response.ok) {
+        return { ok: true, data: data };
+      }
+      var known = data && data.error && typeof data.error.message === "string";
+      return { ok: false, message: known ? data.error.message : "HTTP " + response.status };
+    } catch (e) {
+      return { ok: false, message: String(e) };
+    }
+  }
+
   // Legal hold: place or lift it through the API with a reason, then show the page again.
   var holdForm = document.getElementById("hold-form");
   if (holdForm) {
@@ -13,30 +38,12 @@
       var error = document.getElementById("hold-error");
       error.hidden = true;
       button.disabled = true;
-      var message = "";
-      try {
-        var response = await fetch(holdForm.dataset.url, {
-          method: "POST",
-          credentials: "same-origin",
-          headers: { Accept: "application/json", "Content-Type": "application/json" },
-          body: JSON.stringify({ reason: document.getElementById("hold-reason").value }),
-        });
-        if (response.ok) {
-          window.location.reload();
-          return;
-        }
-        var data = null;
-        try {
-          data = await response.json();
-        } catch (e) {
-          data = null;
-        }
-        var known = data && data.error && typeof data.error.message === "string";
-        message = known ? data.error.message : "HTTP " + response.status;
-      } catch (e) {
-        message = String(e);
+      var answer = await postJson(holdForm.dataset.url, { reason: document.getElementById("hold-reason").value });
+      if (answer.ok) {
+        window.location.reload();
+        return;
       }
-      error.textContent = (holdForm.dataset.msgFailed || "Failed") + ": " + message;
+      error.textContent = (holdForm.dataset.msgFailed || "Failed") + ": " + answer.message;
       error.hidden = false;
       button.disabled = false;
     });
@@ -49,32 +56,22 @@
       var result = document.getElementById("verify-result");
       verify.disabled = true;
       result.hidden = true;
-      var text = "";
-      try {
-        var response = await fetch(verify.dataset.url, {
-          method: "POST",
-          credentials: "same-origin",
-          headers: { Accept: "application/json" },
+      var text;
+      var answer = await postJson(verify.dataset.url);
+      if (answer.ok) {
+        var data = answer.data;
+        var bad = {};
+        data.problems.forEach(function (p) {
+          bad[p.kind] = p.problem;
         });
-        var data = await response.json();
-        if (response.ok) {
-          var bad = {};
-          data.problems.forEach(function (p) {
-            bad[p.kind] = p.problem;
-          });
-          document.querySelectorAll("#integrity tr.file").forEach(function (row) {
-            row.dataset.verified = bad[row.dataset.kind] || (row.dataset.status === "ok" ? "ok" : "skipped");
-          });
-          var template = data.ok ? verify.dataset.msgOk : verify.dataset.msgBad;
-          text = template.replace("{checked}", String(data.checked)).replace("{problems}", String(data.problems.length));
-          result.dataset.ok = data.ok ? "yes" : "no";
-        } else {
-          var known = data && data.error && typeof data.error.message === "string";
-          text = (verify.dataset.msgFailed || "Failed") + ": " + (known ? data.error.message : "HTTP " + response.status);
-          result.dataset.ok = "error";
-        }
-      } catch (e) {
-        text = (verify.dataset.msgFailed || "Failed") + ": " + String(e);
+        document.querySelectorAll("#integrity tr.file").forEach(function (row) {
+          row.dataset.verified = bad[row.dataset.kind] || (row.dataset.status === "ok" ? "ok" : "skipped");
+        });
+        var template = data.ok ? verify.dataset.msgOk : verify.dataset.msgBad;
+        text = template.replace("{checked}", String(data.checked)).replace("{problems}", String(data.problems.length));
+        result.dataset.ok = data.ok ? "yes" : "no";
+      } else {
+        text = (verify.dataset.msgFailed || "Failed") + ": " + answer.message;
         result.dataset.ok = "error";
       }
       result.textContent = text;
